@@ -1,0 +1,227 @@
+"""The one TFRecord shard writer and reader helpers (used by SynthFace and converters).
+
+Writing is atomic: shards go to a hidden temporary directory beside the output,
+``dataset.json`` is written last, and the directory is renamed into place. A killed
+run therefore never leaves an output that looks complete: a directory is a dataset
+exactly when it holds ``dataset.json``.
+
+Layout of a dataset directory::
+
+    <out>/dataset.json
+    <out>/<split>-00000-of-00004.tfrecord
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import glob
+import json
+import os
+import shutil
+import tempfile
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from keras_facemt.data import schema
+from keras_facemt.data.codec import FaceRecord
+from keras_facemt.errors import DataError
+
+MANIFEST = "dataset.json"
+FORMAT_VERSION = 1
+
+
+def shard_name(split: str, index: int, total: int) -> str:
+    return f"{split}-{index:05d}-of-{total:05d}.tfrecord"
+
+
+def write_json_atomic(path: str, obj) -> None:
+    """Writes JSON to ``path`` through a temporary file and ``os.replace``."""
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+class DatasetStats:
+    """Accumulates the counts ``dataset.json`` reports."""
+
+    def __init__(self):
+        self.examples = collections.Counter()  # split -> images
+        self.faces = collections.Counter()
+        self.presence: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        self.histograms: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        self.schemes = collections.Counter()
+        self.datasets = collections.Counter()
+
+    def add(self, rec: FaceRecord) -> None:
+        s = rec.split
+        self.examples[s] += 1
+        self.faces[s] += rec.num_faces
+        self.schemes[rec.landmark_scheme] += 1
+        self.datasets[rec.dataset] += 1
+        p = self.presence[s]
+        p["detection"] += int(rec.has_boxes)
+        p["parsing"] += int(rec.parsing is not None)
+        for task, flag in (("landmarks", rec.has_landmarks), ("pose", rec.has_pose),
+                           ("identity", rec.has_identity), ("teacher_embedding", rec.has_teacher_embedding)):
+            if flag is not None:
+                p[task] += int(np.sum(flag > 0))
+        for name, flag in rec.has_attributes.items():
+            p[name] += int(np.sum(flag > 0))
+            spec = schema.attribute_spec(name)
+            vals = rec.attributes[name][flag > 0]
+            if spec.kind == "regression":
+                vals = np.floor(vals / 10.0) * 10  # decade bins
+            for v in vals:
+                self.histograms[name][str(int(v))] += 1
+
+    def to_json(self) -> Dict[str, object]:
+        return {
+            "counts": dict(self.examples),
+            "faces": dict(self.faces),
+            "presence": {k: dict(v) for k, v in self.presence.items()},
+            "attribute_histograms": {k: dict(v) for k, v in self.histograms.items()},
+            "landmark_schemes": dict(self.schemes),
+            "datasets": dict(self.datasets),
+        }
+
+
+class ShardWriter:
+    """Writes records into balanced shards per split, atomically.
+
+    Use as a context manager; on a clean exit the dataset is committed (manifest
+    written last, directory moved into place); on an exception nothing is left
+    at ``out_dir`` that looks complete.
+
+    Args:
+        out_dir: final dataset directory.
+        num_shards: shards per split (records go round-robin, so shard sizes differ
+            by at most one record).
+        overwrite: replace an existing complete dataset at ``out_dir``.
+        extra: additional manifest fields (converter name/version, source files).
+    """
+
+    def __init__(self, out_dir: str, num_shards: int = 1, overwrite: bool = False,
+                 extra: Optional[Dict[str, object]] = None):
+        if num_shards < 1:
+            raise DataError(f"num_shards must be >= 1. Received: num_shards={num_shards}")
+        self.out_dir = os.path.abspath(out_dir)
+        self.num_shards = num_shards
+        self.overwrite = overwrite
+        self.extra = dict(extra or {})
+        self.stats = DatasetStats()
+        self._writers: Dict[str, List[tf.io.TFRecordWriter]] = {}
+        self._next: Dict[str, int] = collections.Counter()
+        self._tmp: Optional[str] = None
+
+    def __enter__(self) -> "ShardWriter":
+        if os.path.exists(os.path.join(self.out_dir, MANIFEST)) and not self.overwrite:
+            raise DataError(f"{self.out_dir}: a dataset already exists here; pass overwrite=True (--overwrite) to replace it.")
+        parent = os.path.dirname(self.out_dir)
+        os.makedirs(parent, exist_ok=True)
+        self._tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(self.out_dir)}.tmp-", dir=parent)
+        return self
+
+    def write(self, rec: FaceRecord) -> None:
+        data = rec.serialize()  # validates
+        split = rec.split
+        if split not in self._writers:
+            self._writers[split] = [
+                tf.io.TFRecordWriter(os.path.join(self._tmp, shard_name(split, i, self.num_shards)))
+                for i in range(self.num_shards)
+            ]
+        i = self._next[split] % self.num_shards
+        self._next[split] += 1
+        self._writers[split][i].write(data)
+        self.stats.add(rec)
+
+    def write_all(self, records: Iterable[FaceRecord]) -> None:
+        for r in records:
+            self.write(r)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        for ws in self._writers.values():
+            for w in ws:
+                w.close()
+        if exc_type is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            return
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "num_shards": self.num_shards,
+            "splits": sorted(self._writers),
+            **self.stats.to_json(),
+            **self.extra,
+        }
+        write_json_atomic(os.path.join(self._tmp, MANIFEST), manifest)
+        if os.path.exists(self.out_dir):
+            old = self.out_dir + ".old-" + os.path.basename(self._tmp)
+            os.replace(self.out_dir, old)
+            os.replace(self._tmp, self.out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self._tmp, self.out_dir)
+
+
+def read_manifest(data_dir: str) -> Dict[str, object]:
+    """Reads ``dataset.json`` of a complete dataset directory.
+
+    Raises:
+        DataError: if the directory is missing, empty, or incomplete.
+    """
+    if not os.path.isdir(data_dir):
+        raise DataError(f"{data_dir}: data directory does not exist.")
+    path = os.path.join(data_dir, MANIFEST)
+    if not os.path.exists(path):
+        raise DataError(f"{data_dir}: no {MANIFEST}; not a complete keras-facemt dataset (an interrupted conversion, or the wrong directory).")
+    with open(path) as f:
+        return json.load(f)
+
+
+def list_shards(data_dir: str, split: str) -> List[str]:
+    """Sorted shard paths of ``split`` in ``data_dir``.
+
+    Raises:
+        DataError: if the directory is missing or holds no shard of that split.
+    """
+    if not os.path.isdir(data_dir):
+        raise DataError(f"{data_dir}: data directory does not exist.")
+    files = sorted(glob.glob(os.path.join(data_dir, f"{split}-*.tfrecord")))
+    if not files:
+        raise DataError(f"{data_dir}: no '{split}-*.tfrecord' shards found.")
+    return files
+
+
+def check_tfrecord(path: str) -> None:
+    """Raises DataError if ``path`` is not a readable TFRecord file."""
+    try:
+        for _ in tf.data.TFRecordDataset(path).take(1):
+            pass
+    except tf.errors.DataLossError as e:
+        raise DataError(f"{path}: not a TFRecord file (corrupted record header: {e.message.splitlines()[0]}).") from None
+
+
+def iter_records(path: str) -> Iterable[FaceRecord]:
+    """Yields FaceRecords of one shard (host side; for tools and tests)."""
+    check_tfrecord(path)
+    for i, raw in enumerate(tf.data.TFRecordDataset(path)):
+        yield FaceRecord.from_example(raw.numpy(), source=f"{path}#{i}")
