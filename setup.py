@@ -8,6 +8,7 @@ CORE = [
     "keras==3.15.1",
     "numpy>=1.26,<3",
     "opencv-python-headless==5.0.0.93",
+    "scipy==1.17.1",  # IMDB-WIKI .mat metadata (tfrecords_tools)
 ]
 EXPORT = [
     "tf2onnx==1.17.0",

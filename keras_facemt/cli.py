@@ -15,7 +15,12 @@ import sys
 
 # (subcommand names, module providing register()).
 COMMAND_MODULES = (
+    ("train", "keras_facemt.training.train_command"),
+    ("bench", "keras_facemt.bench_command"),
+    ("predict", "keras_facemt.inference.predict_command"),
     ("synth", "keras_facemt.data.synth_command"),
+    ("convert inspect vote-attributes", "tfrecords_tools.convert_command"),
+    ("export", "keras_facemt.serving.export_command"),
 )
 
 

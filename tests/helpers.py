@@ -66,3 +66,30 @@ def run_model_saving_test(model, inputs, tmp_path, atol=1e-5):
     for x, y in zip(a_flat, b_flat):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol)
     return restored
+
+
+def run_export_test(model, batches, tmp_path, formats=("keras", "saved_model", "tflite", "onnx"),
+                    quantizations=("float32", "float16", "dynamic", "int8"), max_examples=16, **options):
+    """Exports ``model`` to each format and checks it in its runtime against Keras.
+
+    Args:
+        model: a functional keras-facemt model (dict inputs/outputs).
+        batches: pipeline batches (dicts with ``image``, ``domain`` and labels) used
+            as real verification inputs and int8 calibration data.
+        tmp_path: where the export directory is written.
+        formats, quantizations: what to export.
+        options: other ``keras_facemt.serving.exporter.ExportOptions`` fields.
+
+    Returns:
+        The manifest; every check in it passed (``export_model`` raises otherwise).
+    """
+    from keras_facemt.serving.exporter import ExportOptions, export_model
+    from keras_facemt.serving.verify import VerificationData
+
+    data = VerificationData.from_batches(batches, max_examples, source="run_export_test")
+    out = os.path.join(str(tmp_path), "export")
+    manifest = export_model(model, out, data, ExportOptions(formats=tuple(formats), quantizations=tuple(quantizations),
+                                                            **options), log=None)
+    assert manifest["verification"]["passed"]
+    assert all(c["passed"] for c in manifest["verification"]["checks"])
+    return manifest

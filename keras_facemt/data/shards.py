@@ -113,24 +113,46 @@ class ShardWriter:
 
     Args:
         out_dir: final dataset directory.
-        num_shards: shards per split (records go round-robin, so shard sizes differ
-            by at most one record).
+        num_shards: shards per split, as one int for every split or a dict
+            ``{split: shards}`` (splits not in the dict get one shard).
         overwrite: replace an existing complete dataset at ``out_dir``.
         extra: additional manifest fields (converter name/version, source files).
+        balance: ``"records"`` (round-robin: shard sizes differ by at most one
+            record) or ``"bytes"`` (each record goes to the shard of its split with
+            the fewest bytes so far, so shard byte sizes differ by at most one
+            record's size even when image sizes vary widely).
+        before_commit: optional ``fn(tmp_dir)`` called after the shards are closed
+            and before anything is moved into place (e.g. decode a sample); if it
+            raises, nothing is committed.
     """
 
-    def __init__(self, out_dir: str, num_shards: int = 1, overwrite: bool = False,
-                 extra: Optional[Dict[str, object]] = None):
-        if num_shards < 1:
-            raise DataError(f"num_shards must be >= 1. Received: num_shards={num_shards}")
+    def __init__(self, out_dir: str, num_shards=1, overwrite: bool = False,
+                 extra: Optional[Dict[str, object]] = None, balance: str = "records",
+                 before_commit=None):
+        counts = num_shards.values() if isinstance(num_shards, dict) else [num_shards]
+        for n in counts:
+            if int(n) < 1:
+                raise DataError(f"num_shards must be >= 1. Received: num_shards={num_shards}")
+        if balance not in ("records", "bytes"):
+            raise DataError(f"balance must be 'records' or 'bytes'. Received: balance={balance!r}")
         self.out_dir = os.path.abspath(out_dir)
         self.num_shards = num_shards
+        self.balance = balance
         self.overwrite = overwrite
         self.extra = dict(extra or {})
         self.stats = DatasetStats()
         self._writers: Dict[str, List[tf.io.TFRecordWriter]] = {}
+        self._bytes: Dict[str, List[int]] = {}
         self._next: Dict[str, int] = collections.Counter()
+        self._files: Dict[str, bytes] = {}
+        self._before_commit = before_commit
         self._tmp: Optional[str] = None
+
+    def shards_for(self, split: str) -> int:
+        """Number of shards ``split`` is written to."""
+        if isinstance(self.num_shards, dict):
+            return int(self.num_shards.get(split, 1))
+        return int(self.num_shards)
 
     def __enter__(self) -> "ShardWriter":
         if os.path.exists(os.path.join(self.out_dir, MANIFEST)) and not self.overwrite:
@@ -141,17 +163,34 @@ class ShardWriter:
         return self
 
     def write(self, rec: FaceRecord) -> None:
-        data = rec.serialize()  # validates
+        self.write_serialized(rec.serialize(), rec)  # serialize() validates
+
+    def write_serialized(self, data: bytes, rec: FaceRecord) -> None:
+        """Writes an already serialised record; ``rec`` (image bytes may be empty)
+        supplies the split and the manifest statistics."""
         split = rec.split
         if split not in self._writers:
+            total = self.shards_for(split)
             self._writers[split] = [
-                tf.io.TFRecordWriter(os.path.join(self._tmp, shard_name(split, i, self.num_shards)))
-                for i in range(self.num_shards)
+                tf.io.TFRecordWriter(os.path.join(self._tmp, shard_name(split, i, total)))
+                for i in range(total)
             ]
-        i = self._next[split] % self.num_shards
+            self._bytes[split] = [0] * total
+        sizes = self._bytes[split]
+        if self.balance == "bytes":
+            i = int(np.argmin(sizes))
+        else:
+            i = self._next[split] % len(sizes)
         self._next[split] += 1
+        sizes[i] += len(data)
         self._writers[split][i].write(data)
         self.stats.add(rec)
+
+    def add_file(self, name: str, data: bytes) -> None:
+        """Adds a side file (e.g. a verification pairs list) committed with the shards."""
+        if os.path.basename(name) != name or name in (MANIFEST, "") or name.startswith("."):
+            raise DataError(f"Side files must be plain names other than {MANIFEST}. Received: name={name!r}")
+        self._files[name] = bytes(data)
 
     def write_all(self, records: Iterable[FaceRecord]) -> None:
         for r in records:
@@ -164,10 +203,20 @@ class ShardWriter:
         if exc_type is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             return
+        if self._before_commit is not None:
+            try:
+                self._before_commit(self._tmp)
+            except BaseException:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                raise
+        for name, data in self._files.items():
+            with open(os.path.join(self._tmp, name), "wb") as f:
+                f.write(data)
         manifest = {
             "format_version": FORMAT_VERSION,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "num_shards": self.num_shards,
+            "shard_bytes": {k: list(v) for k, v in self._bytes.items()},
             "splits": sorted(self._writers),
             **self.stats.to_json(),
             **self.extra,

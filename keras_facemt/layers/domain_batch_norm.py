@@ -60,12 +60,14 @@ class DomainBatchNorm(keras.layers.Layer):
     def build(self, x_shape, domain_shape=None):
         c = x_shape[-1]
         k = self.num_domains
-        self.gamma = self.add_weight(shape=(k, c), initializer="ones", name="gamma", trainable=self.scale)
-        self.beta = self.add_weight(shape=(k, c), initializer="zeros", name="beta", trainable=self.center)
+        self.gamma = self.add_weight(shape=(k, c), initializer="ones", name="gamma", trainable=self.scale,
+                                     autocast=False)
+        self.beta = self.add_weight(shape=(k, c), initializer="zeros", name="beta", trainable=self.center,
+                                    autocast=False)
         self.moving_mean = self.add_weight(shape=(k, c), initializer="zeros", name="moving_mean",
-                                           trainable=False, aggregation="only_first_replica")
+                                           trainable=False, aggregation="only_first_replica", autocast=False)
         self.moving_variance = self.add_weight(shape=(k, c), initializer="ones", name="moving_variance",
-                                               trainable=False, aggregation="only_first_replica")
+                                               trainable=False, aggregation="only_first_replica", autocast=False)
 
     def _domain_ids(self, x, domain):
         batch = ops.shape(x)[0]

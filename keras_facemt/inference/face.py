@@ -1,0 +1,44 @@
+"""``Face``: one analysed face, in the pixel coordinates of the image it came from."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Optional
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Face:
+    """Everything a model predicted for one face.
+
+    Geometry is in pixels of the original (un-resized) image: boxes
+    ``(xmin, ymin, xmax, ymax)``, points ``(x, y)``.
+
+    Attributes:
+        box: float32 ``[4]`` face box (the whole crop for crop models).
+        score: detection confidence in [0, 1] (1.0 for crop models).
+        landmarks: float32 ``[K, 2]`` or None.
+        parsing: uint8 ``[H, W]`` class ids over the whole input image, or None.
+        embedding: float32 ``[D]`` L2-normalised identity embedding, or None.
+        attributes: attribute name -> class probabilities ``[C]`` (or a float for
+            regression attributes such as age).
+    """
+
+    box: np.ndarray
+    score: float = 1.0
+    landmarks: Optional[np.ndarray] = None
+    parsing: Optional[np.ndarray] = None
+    embedding: Optional[np.ndarray] = None
+    attributes: Dict[str, object] = dataclasses.field(default_factory=dict)
+
+    def label(self, name: str) -> Optional[str]:
+        """The most probable class name of attribute ``name`` (None if not predicted)."""
+        from keras_facemt.data import schema
+
+        probs = self.attributes.get(name)
+        if probs is None or np.ndim(probs) == 0:
+            return None
+        spec = schema.attribute_spec(name)
+        idx = int(np.argmax(probs))
+        return spec.class_names[idx] if spec.class_names else str(idx)

@@ -1,0 +1,100 @@
+"""``facemt predict``: run a saved model over image files, write JSON (and drawings)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List
+
+import numpy as np
+
+from keras_facemt.errors import DataError
+
+
+def face_to_json(face) -> Dict[str, object]:
+    """A ``Face`` as plain JSON (parsing maps summarised by class pixel counts)."""
+    out: Dict[str, object] = {"box": [round(float(v), 2) for v in face.box], "score": round(float(face.score), 4)}
+    if face.landmarks is not None:
+        out["landmarks"] = np.round(face.landmarks, 2).tolist()
+    if face.parsing is not None:
+        from keras_facemt.data.schema import PARSING_CLASSES
+
+        counts = np.bincount(face.parsing.ravel(), minlength=len(PARSING_CLASSES))
+        out["parsing_pixels"] = {name: int(c) for name, c in zip(PARSING_CLASSES, counts) if c}
+    if face.embedding is not None:
+        out["embedding"] = np.round(face.embedding, 5).tolist()
+    for name, probs in face.attributes.items():
+        out.setdefault("attributes", {})[name] = {
+            "label": face.label(name),
+            "probabilities": np.round(np.asarray(probs, np.float64), 4).tolist(),
+        }
+    return out
+
+
+def read_images(paths: List[str]) -> List[np.ndarray]:
+    """Reads image files as RGB(A)/gray arrays.
+
+    Raises:
+        DataError: naming the first missing or undecodable file.
+    """
+    import cv2
+
+    images = []
+    for p in paths:
+        if not os.path.isfile(p):
+            raise DataError(f"{p}: image file does not exist.")
+        arr = cv2.imdecode(np.fromfile(p, np.uint8), cv2.IMREAD_UNCHANGED)
+        if arr is None:
+            raise DataError(f"{p}: not a decodable image (JPEG/PNG/BMP...).")
+        if arr.ndim == 3 and arr.shape[-1] == 3:
+            arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+        elif arr.ndim == 3 and arr.shape[-1] == 4:
+            arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
+        images.append(arr)
+    return images
+
+
+def run(args) -> int:
+    from keras_facemt.data.drawing import draw_labels, write_png_atomic
+    from keras_facemt.data.shards import write_json_atomic
+    from keras_facemt.inference.analyzer import FaceAnalyzer
+
+    images = read_images(args.images)
+    analyzer = FaceAnalyzer(args.model, domain=args.domain, batch_size=args.batch_size)
+    results = analyzer(images)
+    report = [{"image": p, "faces": [face_to_json(f) for f in faces]} for p, faces in zip(args.images, results)]
+    if args.out:
+        write_json_atomic(args.out, report)
+        print(f"wrote {args.out}")
+    else:
+        print(json.dumps(report, indent=1))
+    if args.draw:
+        os.makedirs(args.draw, exist_ok=True)
+        for path, image, faces in zip(args.images, images, results):
+            labels: Dict[str, object] = {"bbox": np.stack([f.box for f in faces]) / _wh(image)}
+            if faces and faces[0].landmarks is not None:
+                labels["landmarks"] = np.stack([f.landmarks for f in faces]) / _wh(image)[:2]
+            if faces and faces[0].parsing is not None:
+                labels["parsing"] = faces[0].parsing
+            for name in faces[0].attributes if faces else ():
+                labels[name] = [f.label(name) for f in faces]
+            name = os.path.splitext(os.path.basename(path))[0] + ".png"
+            write_png_atomic(os.path.join(args.draw, name), draw_labels(image, labels))
+        print(f"drawings in {args.draw}")
+    return 0
+
+
+def _wh(image) -> np.ndarray:
+    h, w = np.asarray(image).shape[:2]
+    return np.array([w, h, w, h], np.float32)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="run a saved model (.keras) over image files")
+    p.add_argument("--model", required=True, help="path to a .keras model")
+    p.add_argument("--domain", type=int, default=0, help="BN domain id for per-dataset BN models")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", help="write results as JSON here (default: print)")
+    p.add_argument("--draw", help="directory for annotated PNGs")
+    p.add_argument("images", nargs="+", help="image files")
+    p.set_defaults(func=run)

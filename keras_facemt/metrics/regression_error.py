@@ -1,0 +1,46 @@
+"""Mean absolute error of a regressed value (age in years)."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+
+from keras_facemt.errors import ConfigError
+
+
+def mean_absolute_error(pred, target, weights=None) -> float:
+    """MAE over examples with a non-zero weight ``[batch]`` (NaN for none)."""
+    pred = np.asarray(pred, np.float64).reshape(-1)
+    target = np.asarray(target, np.float64).reshape(-1)
+    if pred.shape != target.shape:
+        raise ConfigError(f"Predictions and targets differ in length. Received: pred={pred.size}, "
+                          f"target={target.size}")
+    if weights is not None:
+        keep = np.asarray(weights).reshape(-1) > 0
+        pred, target = pred[keep], target[keep]
+    return float(np.abs(pred - target).mean()) if pred.size else float("nan")
+
+
+class MeanAbsoluteErrorEvaluator:
+    """Streaming MAE (e.g. age estimation in years)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self._sum = 0.0
+        self._count = 0
+
+    def update(self, pred, target, weights=None) -> None:
+        pred = np.asarray(pred, np.float64).reshape(-1)
+        target = np.asarray(target, np.float64).reshape(-1)
+        if pred.shape != target.shape:
+            raise ConfigError(f"Predictions and targets differ in length. Received: pred={pred.size}, "
+                              f"target={target.size}")
+        keep = np.ones(pred.shape, bool) if weights is None else np.asarray(weights).reshape(-1) > 0
+        self._sum += float(np.abs(pred - target)[keep].sum())
+        self._count += int(keep.sum())
+
+    def result(self) -> Dict[str, float]:
+        return {"mae": self._sum / self._count if self._count else float("nan"), "count": self._count}

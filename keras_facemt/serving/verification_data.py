@@ -1,0 +1,112 @@
+"""Real examples for export verification and int8 calibration, from the input pipeline.
+
+Each ``--data DIR`` (a ``ShardWriter`` dataset directory) is read by
+``data.pipeline.build_dataset`` exactly as evaluation reads it (no augmentation,
+one pass, no shuffle), at the model's input size, with the labels of the tasks
+the model predicts and the dataset labels. The BN domain of a directory is the
+one its dataset name was trained in (``run_config.json`` ``domains``), the frozen
+domain when the export freezes one, else 0.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from keras_facemt.errors import ExportError
+from keras_facemt.serving import signatures as sig
+from keras_facemt.serving.verify import VerificationData, _task_of_output
+
+
+def model_tasks(model) -> List[str]:
+    """Schema task names the model's final outputs predict (``landmarks``, ``parsing``, attributes)."""
+    tasks = []
+    for key in model.output:
+        found = _task_of_output(key) if "/" not in key else None
+        if found:
+            tasks.append(found[0])
+    return sorted(set(tasks))
+
+
+def _domain_of(data_dir: str, split: str, domains: Dict[str, int], frozen_domain: Optional[int]) -> int:
+    from keras_facemt.data import shards
+
+    if frozen_domain is not None:
+        return int(frozen_domain)
+    names = sorted((shards.read_manifest(data_dir).get("datasets") or {}).keys())
+    known = [domains[n] for n in names if n in domains]
+    return int(known[0]) if known else 0
+
+
+def load_verification_data(
+    model,
+    data_dirs: Sequence[str],
+    split: str = "test",
+    max_examples: int = 32,
+    domains: Optional[Dict[str, int]] = None,
+    frozen_domain: Optional[int] = None,
+) -> VerificationData:
+    """Reads up to ``max_examples`` examples (spread over ``data_dirs``) through the pipeline.
+
+    Args:
+        model: the model (its input size and output tasks decide what is decoded).
+        data_dirs: dataset directories.
+        split: split to read (``test`` for held-out data, ``train`` for calibration).
+        max_examples: total examples.
+        domains: dataset name -> BN domain id.
+        frozen_domain: the domain frozen at export (every example gets it).
+
+    Raises:
+        ExportError: if no directory is given or they yield nothing.
+        DataError / ConfigError: from the pipeline, naming the directory.
+    """
+    from keras_facemt.configs.data import DataConfig
+    from keras_facemt.data import shards
+    from keras_facemt.data.landmarks import scheme_for_num_points
+    from keras_facemt.data.pipeline import build_dataset
+
+    if not data_dirs:
+        raise ExportError(
+            "Verification needs real examples: pass --data DIR (a dataset directory with "
+            "dataset.json, e.g. one written by `facemt synth`)."
+        )
+    io = sig.ModelIO.from_model(model)
+    wanted = model_tasks(model)
+    scheme = scheme_for_num_points(io.output_shapes["landmarks"][0]) if "landmarks" in io.output_shapes else None
+    per_dir = max(1, -(-max_examples // len(data_dirs)))
+    batches: List[Dict[str, np.ndarray]] = []
+    for data_dir in data_dirs:
+        manifest = shards.read_manifest(data_dir)
+        presence = (manifest.get("presence") or {}).get(split, {})
+        tasks = tuple(t for t in wanted if int(presence.get(t, 0)) > 0)
+        cfg = DataConfig(
+            name=f"export:{data_dir}",
+            data_dir=data_dir,
+            split=split,
+            image_size=io.image_size,
+            global_batch_size=min(16, per_dir),
+            domain=_domain_of(data_dir, split, domains or {}, frozen_domain),
+            tasks=tasks,
+            landmark_scheme=scheme if "landmarks" in tasks else None,
+            augment=None,
+            shuffle_buffer=0,
+            repeat=False,
+        )
+        count = 0
+        for batch in build_dataset(cfg):
+            arrays = {k: v.numpy() for k, v in batch.items()}
+            take = min(len(arrays[sig.IMAGE]), per_dir - count)
+            batches.append({k: v[:take] for k, v in arrays.items()})
+            count += take
+            if count >= per_dir:
+                break
+    # Directories carry different label keys: fill absent ones with zeros (presence 0).
+    keys = sorted({k for b in batches for k in b})
+    filled = []
+    for b in batches:
+        n = len(b[sig.IMAGE])
+        ref = {k: next(x[k] for x in batches if k in x) for k in keys}
+        filled.append({k: b[k] if k in b else np.zeros((n,) + ref[k].shape[1:], ref[k].dtype) for k in keys})
+    source = ", ".join(f"{d} ({split})" for d in data_dirs)
+    return VerificationData.from_batches(filled, max_examples, source=source)

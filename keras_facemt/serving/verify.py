@@ -1,0 +1,563 @@
+"""Export verification: every artifact in its runtime against the Keras model.
+
+Each artifact is loaded by the runtime that will run it in production and fed
+real examples from the input pipeline (never zeros):
+
+* float32 formats (SavedModel through ``tf.saved_model.load`` and through
+  ``saved_model_cli run``, the TF Serving graph loader, for each of the three
+  signatures; TFLite float32; ONNX Runtime): every output within
+  ``1e-4 x`` its scale (the largest absolute value the Keras model produces
+  for that output on the same inputs).
+* TFLite float16: 99.9% of each output's values within ``1e-2 x`` the scale
+  (the maximum is reported). A percentile, because a model with a thresholded
+  step inside -- iFAN's landmark heat maps are "distance <= radius" -- can flip
+  a boundary pixel of a heat map when float16 weight rounding moves a point by
+  ~1e-4, which moves the logits of a few pixels after the feedback. Measured on
+  the iFAN small preset: iteration-0 parsing logits differ by at most 8.5e-4 of
+  their scale, after the feedback at most 7.5e-3 (1.6e-2 with another seed) while
+  the 99.9th percentile stays at 5e-4.
+* TFLite dynamic-range and int8: the change of each task's own metric on
+  held-out data -- landmark NME (inter-ocular), parsing overall F-score
+  (iFAN/Smith et al. classes), attribute accuracy -- against the labels; int8
+  fails when it loses more than 10% relative on any task. Where the held-out
+  data carry no label of a task, the Keras model's own predictions are the
+  reference (F-score/accuracy of agreement >= 0.9, NME to the Keras points
+  <= 0.1).
+
+Any artifact the runtime rejects, or that outputs NaN/Inf where Keras does not,
+fails with a message naming the file. ``--verify-only`` re-runs all of this on
+an existing export.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Dict, Iterable, List, Optional
+
+import numpy as np
+
+from keras_facemt.errors import ExportError
+from keras_facemt.serving import signatures as sig
+
+FLOAT32_TOLERANCE = 1e-4
+FLOAT16_TOLERANCE = 1e-2
+# float16 bounds the 99.9th percentile of |diff| (the maximum is reported): see the module docstring.
+FLOAT16_QUANTILE = 0.999
+INT8_MAX_RELATIVE_LOSS = 0.10
+# Without labels: the minimum agreement with Keras (F-score, accuracy) and the
+# largest landmark NME to the Keras points an int8 model may show.
+AGREEMENT_FLOOR = 0.9
+AGREEMENT_NME_CEILING = 0.1
+_SCALE_FLOOR = 1e-6
+
+
+@dataclasses.dataclass
+class VerificationData:
+    """Real examples for verification (inputs and labels as numpy arrays).
+
+    Attributes:
+        inputs: ``image`` float32 ``[N, H, W, 3]`` in [0, 1] and ``domain`` int32 ``[N]``.
+        labels: the other batch keys (``landmarks``, ``has_landmarks``, ``parsing``, ...).
+        source: where the examples came from (recorded in the manifest).
+    """
+
+    inputs: Dict[str, np.ndarray]
+    labels: Dict[str, np.ndarray]
+    source: str = "<arrays>"
+
+    @property
+    def num_examples(self) -> int:
+        return int(self.inputs[sig.IMAGE].shape[0])
+
+    @classmethod
+    def from_batches(cls, batches: Iterable[Dict], max_examples: int = 32, source: str = "<batches>"):
+        """Concatenates pipeline batches (dicts of tensors or arrays).
+
+        Raises:
+            ExportError: if the batches hold no example or no ``image``.
+        """
+        parts: Dict[str, List[np.ndarray]] = {}
+        count = 0
+        for batch in batches:
+            if sig.IMAGE not in batch:
+                raise ExportError(f"{source}: batches must hold an 'image' key. Received: keys={sorted(batch)}")
+            n = int(np.shape(batch[sig.IMAGE])[0])
+            take = min(n, max_examples - count)
+            for key, value in batch.items():
+                parts.setdefault(key, []).append(np.asarray(value)[:take])
+            count += take
+            if count >= max_examples:
+                break
+        if count == 0:
+            raise ExportError(f"{source}: the verification data yielded no examples.")
+        arrays = {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+        image = arrays.pop(sig.IMAGE).astype(np.float32)
+        if not np.isfinite(image).all() or image.min() < -1e-3 or image.max() > 1 + 1e-3:
+            raise ExportError(f"{source}: images must be float RGB in [0, 1] (the pipeline's output).")
+        domain = arrays.pop(sig.DOMAIN, np.zeros((count,), np.int32)).astype(np.int32).reshape(-1)
+        return cls({sig.IMAGE: image, sig.DOMAIN: domain}, arrays, source)
+
+    def quantized_inputs(self) -> Dict[str, np.ndarray]:
+        """Inputs rounded to 8 bits: the images the uint8 and bytes signatures see."""
+        image = np.round(np.clip(self.inputs[sig.IMAGE], 0, 1) * 255.0).astype(np.uint8)
+        return {sig.IMAGE: image, sig.DOMAIN: self.inputs[sig.DOMAIN]}
+
+    def encoded_images(self) -> np.ndarray:
+        """PNG bytes of the 8-bit images (lossless, so decoding gives the same pixels)."""
+        from keras_facemt.data.codec import encode_image
+
+        return np.array([encode_image(img, "png") for img in self.quantized_inputs()[sig.IMAGE]], dtype=object)
+
+
+@dataclasses.dataclass
+class Check:
+    """The outcome of one artifact's verification.
+
+    Attributes:
+        artifact: what was checked, e.g. ``tflite/model_int8.tflite``.
+        runtime: the runtime that ran it (``ai_edge_litert``, ``onnxruntime``, ...).
+        kind: ``parity`` (outputs compared) or ``metrics`` (task metrics compared).
+        passed: whether it met its criterion.
+        message: one line on what failed or why it passed.
+        errors: output name -> ``max_abs_error``, ``scale``, ``relative_error``, ``tolerance``.
+        metrics: task -> metric name, keras value, export value, relative loss, reference.
+    """
+
+    artifact: str
+    runtime: str
+    kind: str
+    passed: bool
+    message: str = ""
+    errors: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
+    metrics: Dict[str, Dict[str, object]] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> Dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class VerificationReport:
+    """All checks of one export."""
+
+    checks: List[Check] = dataclasses.field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def failures(self) -> List[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    def raise_if_failed(self) -> None:
+        """Raises ExportError listing every failed artifact with its message."""
+        bad = self.failures()
+        if bad:
+            lines = "; ".join(f"{c.artifact} [{c.runtime}]: {c.message}" for c in bad)
+            raise ExportError(f"Export verification failed for {len(bad)} artifact(s): {lines}")
+
+    def to_json(self) -> List[Dict[str, object]]:
+        return [c.to_json() for c in self.checks]
+
+    def table(self) -> str:
+        """A plain-text table of the checks."""
+        rows = [("artifact", "runtime", "check", "result", "detail")]
+        for c in self.checks:
+            rows.append((c.artifact, c.runtime, c.kind, "ok" if c.passed else "FAIL", c.message))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        return "\n".join("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows)
+
+
+# ----------------------------------------------------------------------------- reference
+def keras_outputs(
+    model,
+    inputs: Dict[str, np.ndarray],
+    names: Dict[str, str],
+    frozen_domain: Optional[int] = None,
+    batch_size: int = 16,
+) -> Dict[str, np.ndarray]:
+    """The Keras model's outputs under signature names (the reference of every check)."""
+    io = sig.ModelIO.from_model(model)
+    image = np.asarray(inputs[sig.IMAGE], np.float32)
+    if image.dtype != np.float32 or image.max(initial=0) > 1.5:
+        image = image.astype(np.float32)
+    domain = np.asarray(inputs.get(sig.DOMAIN, np.zeros(len(image))), np.int32)
+    if frozen_domain is not None:
+        domain = np.full_like(domain, frozen_domain)
+    chunks: Dict[str, List[np.ndarray]] = {name: [] for name in names.values()}
+    for start in range(0, len(image), batch_size):
+        feed = {sig.IMAGE: image[start : start + batch_size]}
+        if io.has_domain:
+            feed[sig.DOMAIN] = domain[start : start + batch_size]
+        out = model(feed, training=False)
+        for key, name in names.items():
+            chunks[name].append(np.asarray(out[key]))
+    return {name: np.concatenate(v, axis=0) for name, v in chunks.items()}
+
+
+def signature_inputs(data: VerificationData, signature: str, takes_domain: bool) -> Dict[str, np.ndarray]:
+    """The feed of one serving signature for ``data``."""
+    if signature == sig.SERVING_DEFAULT:
+        feed = {sig.IMAGE: data.inputs[sig.IMAGE]}
+    elif signature == sig.SERVE_UINT8:
+        feed = {sig.IMAGE: data.quantized_inputs()[sig.IMAGE]}
+    elif signature == sig.SERVE_IMAGE_BYTES:
+        feed = {sig.IMAGE_BYTES: data.encoded_images()}
+    else:
+        raise ExportError(f"Unknown signature {signature!r}.")
+    if takes_domain:
+        feed[sig.DOMAIN] = data.inputs[sig.DOMAIN]
+    return feed
+
+
+# ----------------------------------------------------------------------------- parity
+def compare_outputs(
+    artifact: str,
+    runtime: str,
+    reference: Dict[str, np.ndarray],
+    outputs: Dict[str, np.ndarray],
+    tolerance: float,
+    quantile: Optional[float] = None,
+) -> Check:
+    """Parity check: every reference output within ``tolerance x scale``.
+
+    Args:
+        quantile: ``None`` bounds the maximum absolute difference; a value such as
+            ``0.999`` bounds that quantile of the absolute differences instead (the
+            maximum is still reported).
+    """
+    missing = sorted(set(reference) - set(outputs))
+    if missing:
+        return Check(
+            artifact, runtime, "parity", False, f"outputs {missing} missing; the artifact returned {sorted(outputs)}"
+        )
+    errors, bad = {}, []
+    for name, ref in sorted(reference.items()):
+        got = np.asarray(outputs[name], np.float64)
+        ref = np.asarray(ref, np.float64)
+        if got.shape != ref.shape:
+            return Check(
+                artifact,
+                runtime,
+                "parity",
+                False,
+                f"output {name!r} has shape {list(got.shape)}, Keras gives {list(ref.shape)}",
+            )
+        if not np.isfinite(got).all() and np.isfinite(ref).all():
+            return Check(
+                artifact, runtime, "parity", False, f"output {name!r} holds NaN/Inf where the Keras model is finite"
+            )
+        scale = max(float(np.abs(ref).max(initial=0.0)), _SCALE_FLOOR)
+        diff = np.abs(got - ref)
+        err = float(diff.max(initial=0.0))
+        bounded = err if quantile is None or not diff.size else float(np.quantile(diff, quantile))
+        errors[name] = {
+            "max_abs_error": err,
+            "scale": scale,
+            "relative_error": err / scale,
+            "bounded_relative_error": bounded / scale,
+            "bounded_statistic": "max" if quantile is None else f"quantile {quantile:g}",
+            "tolerance": tolerance,
+        }
+        if bounded > tolerance * scale:
+            what = "max |diff|" if quantile is None else f"{quantile:g} quantile of |diff|"
+            bad.append(f"{name}: {what} {bounded:.3g} > {tolerance:g} x scale {scale:.3g}")
+    worst = max(e["relative_error"] for e in errors.values())
+    worst_bounded = max(e["bounded_relative_error"] for e in errors.values())
+    if bad:
+        message = "; ".join(bad)
+    elif quantile is None:
+        message = f"max relative error {worst:.2e} <= {tolerance:g}"
+    else:
+        message = f"{quantile:g} quantile relative error {worst_bounded:.2e} <= {tolerance:g} (max {worst:.2e})"
+    return Check(artifact, runtime, "parity", not bad, message, errors=errors)
+
+
+# ----------------------------------------------------------------------------- task metrics
+def _landmark_nme(pred, target, visible=None) -> float:
+    from keras_facemt.data.landmarks import scheme_for_num_points
+    from keras_facemt.metrics.landmark_error import nme
+
+    scheme = scheme_for_num_points(int(np.shape(target)[1]))
+    return nme(pred, target, scheme, visible=visible)
+
+
+def _parsing_fscore(pred_logits, target) -> float:
+    from keras_facemt.metrics.parsing_fscore import parsing_fscores
+
+    pred = np.asarray(pred_logits).argmax(-1)
+    target = np.asarray(target)
+    if target.shape[1:] != pred.shape[1:]:
+        # Nearest-neighbour resampling of the label map to the prediction grid.
+        rows = np.arange(pred.shape[1]) * target.shape[1] // pred.shape[1]
+        cols = np.arange(pred.shape[2]) * target.shape[2] // pred.shape[2]
+        target = target[:, rows][:, :, cols]
+    score = parsing_fscores(pred, target)["overall"]
+    return float(score)
+
+
+def _accuracy(pred_logits, target) -> float:
+    pred = np.asarray(pred_logits).argmax(-1)
+    return float(np.mean(pred == np.asarray(target).reshape(-1))) if pred.size else float("nan")
+
+
+def _task_of_output(name: str):
+    """(task, metric, higher_is_better, label key, presence key) of an output, or None."""
+    from keras_facemt.data import batch as batch_keys
+    from keras_facemt.data import schema
+
+    if name == "landmarks":
+        return "landmarks", "nme", False, batch_keys.LANDMARKS, batch_keys.HAS_LANDMARKS
+    if name == "parsing_logits":
+        return "parsing", "overall_fscore", True, batch_keys.PARSING, batch_keys.HAS_PARSING
+    if name.endswith("_logits"):
+        attr = name[: -len("_logits")]
+        spec = schema.ATTRIBUTES.get(attr)
+        if spec is not None and spec.kind in ("class", "binary"):
+            return attr, "accuracy", True, batch_keys.attr(attr), batch_keys.has_attr(attr)
+    return None
+
+
+def task_metrics(
+    outputs: Dict[str, np.ndarray], reference: Dict[str, np.ndarray], labels: Dict[str, np.ndarray]
+) -> Dict[str, Dict[str, object]]:
+    """Each task's metric for the Keras and the exported outputs.
+
+    Returns:
+        task -> ``metric``, ``keras``, ``export``, ``relative_loss`` (positive =
+        worse), ``reference`` (``labels`` or ``keras``), ``examples``.
+    """
+    from keras_facemt.data import batch as batch_keys
+
+    results: Dict[str, Dict[str, object]] = {}
+    for name in sorted(reference):
+        task = _task_of_output(name)
+        if task is None:
+            continue
+        task_name, metric, higher_better, label_key, presence_key = task
+        keep = np.asarray(labels.get(presence_key, np.zeros(len(reference[name])))).reshape(-1) > 0
+        if label_key in labels and keep.any():
+            target = np.asarray(labels[label_key])[keep]
+            ref_pred, exp_pred = np.asarray(reference[name])[keep], np.asarray(outputs[name])[keep]
+            source = "labels"
+        else:
+            keep = np.ones(len(reference[name]), bool)
+            ref_pred, exp_pred = np.asarray(reference[name]), np.asarray(outputs[name])
+            target = ref_pred.argmax(-1) if metric != "nme" else ref_pred
+            source = "keras"
+        if metric == "nme":
+            visible = labels.get(batch_keys.LANDMARKS_VISIBLE) if source == "labels" else None
+            visible = None if visible is None else np.asarray(visible)[keep]
+            k_val, e_val = _landmark_nme(ref_pred, target, visible), _landmark_nme(exp_pred, target, visible)
+        elif metric == "overall_fscore":
+            k_val, e_val = _parsing_fscore(ref_pred, target), _parsing_fscore(exp_pred, target)
+        else:
+            k_val, e_val = _accuracy(ref_pred, target), _accuracy(exp_pred, target)
+        if source == "keras":
+            # The reference is perfect by construction; the loss is the distance from it.
+            loss = e_val if metric == "nme" else 1.0 - e_val
+            limit = AGREEMENT_NME_CEILING if metric == "nme" else 1.0 - AGREEMENT_FLOOR
+        else:
+            denom = max(abs(k_val), 1e-12)
+            loss = (e_val - k_val) / denom if not higher_better else (k_val - e_val) / denom
+            limit = INT8_MAX_RELATIVE_LOSS
+        results[task_name] = {
+            "metric": metric,
+            "keras": k_val,
+            "export": e_val,
+            "relative_loss": float(loss),
+            "limit": limit,
+            "reference": source,
+            "examples": int(keep.sum()),
+        }
+    return results
+
+
+def compare_metrics(
+    artifact: str,
+    runtime: str,
+    reference: Dict[str, np.ndarray],
+    outputs: Dict[str, np.ndarray],
+    labels: Dict[str, np.ndarray],
+    enforce: bool,
+) -> Check:
+    """Quantized-model check: task metrics, failing (when ``enforce``) beyond the limit."""
+    for name, ref in reference.items():
+        if name not in outputs:
+            return Check(artifact, runtime, "metrics", False, f"output {name!r} missing")
+        if not np.isfinite(np.asarray(outputs[name], np.float64)).all() and np.isfinite(ref).all():
+            return Check(
+                artifact, runtime, "metrics", False, f"output {name!r} holds NaN/Inf where the Keras model is finite"
+            )
+    metrics = task_metrics(outputs, reference, labels)
+    bad = [t for t, m in metrics.items() if not (m["relative_loss"] <= m["limit"])]
+    parts = [f"{t} {m['metric']} {m['keras']:.4g}->{m['export']:.4g} ({m['reference']})" for t, m in metrics.items()]
+    if not metrics:
+        parts = ["no task output to score; reported parity only"]
+    passed = not (enforce and bad)
+    message = "; ".join(parts)
+    if enforce and bad:
+        message = "loses more than the limit on " + ", ".join(bad) + ": " + message
+    check = compare_outputs(artifact, runtime, reference, outputs, tolerance=math.inf)
+    return Check(artifact, runtime, "metrics", passed, message, errors=check.errors, metrics=metrics)
+
+
+def run_check(
+    artifact: str,
+    runtime: str,
+    runner: Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]],
+    feed: Dict[str, np.ndarray],
+    judge: Callable[[Dict[str, np.ndarray]], Check],
+) -> Check:
+    """Runs ``runner`` on ``feed`` and judges its outputs; a runtime error is a failed check."""
+    try:
+        outputs = runner(feed)
+    except ExportError as e:
+        return Check(artifact, runtime, "parity", False, str(e))
+    except Exception as e:  # a runtime's own exception type: still a failed artifact
+        return Check(artifact, runtime, "parity", False, f"{type(e).__name__}: {e}")
+    return judge(outputs)
+
+
+# ----------------------------------------------------------------------------- whole export
+def verify_artifacts(
+    root: str,
+    artifacts: Dict[str, Dict[str, object]],
+    model,
+    names: Dict[str, str],
+    data: VerificationData,
+    frozen_domain: Optional[int] = None,
+    heldout: Optional[VerificationData] = None,
+    saved_model_cli: bool = True,
+) -> VerificationReport:
+    """Verifies every artifact of an export directory in its runtime.
+
+    Args:
+        root: the export directory.
+        artifacts: the manifest's ``artifacts`` section (artifact id -> ``path``,
+            ``format``, ``quantization``, ...); paths are relative to ``root``.
+        model: the Keras reference model.
+        names: output key -> signature output name.
+        data: real examples for the parity checks.
+        frozen_domain: the domain frozen at export (None: the domain is an input).
+        heldout: labelled held-out examples for the quantized checks (default ``data``).
+        saved_model_cli: also run each signature through ``saved_model_cli run``.
+
+    Returns:
+        The report (``raise_if_failed`` turns failures into an ExportError).
+    """
+    import os
+
+    from keras_facemt.serving.onnx_export import OnnxRunner
+    from keras_facemt.serving.saved_model import SavedModelCliRunner, SavedModelRunner
+    from keras_facemt.serving.tflite import TFLiteRunner
+
+    heldout = heldout or data
+    io = sig.ModelIO.from_model(model)
+    takes_domain = io.has_domain and frozen_domain is None
+    report = VerificationReport()
+    ref = keras_outputs(model, data.inputs, names, frozen_domain)
+    ref_q = keras_outputs(
+        model, {**data.quantized_inputs(), sig.IMAGE: data.quantized_inputs()[sig.IMAGE] / 255.0}, names, frozen_domain
+    )
+    ref_heldout = ref if heldout is data else keras_outputs(model, heldout.inputs, names, frozen_domain)
+    float_feed = signature_inputs(data, sig.SERVING_DEFAULT, takes_domain)
+
+    def parity(artifact, runtime, reference, tol):
+        return lambda out: compare_outputs(artifact, runtime, reference, out, tol)
+
+    for art_id, art in sorted(artifacts.items()):
+        fmt = art.get("format")
+        path = os.path.join(root, str(art["path"]))
+        rel = str(art["path"])
+        if fmt == "keras":
+            from keras_facemt.serving.keras_format import load_model
+
+            def run_keras(feed, path=path):
+                restored = load_model(path)
+                return keras_outputs(restored, feed, names, frozen_domain)
+
+            report.checks.append(
+                run_check(
+                    rel,
+                    "keras (safe_mode)",
+                    run_keras,
+                    data.inputs,
+                    parity(rel, "keras (safe_mode)", ref, FLOAT32_TOLERANCE),
+                )
+            )
+        elif fmt == "saved_model":
+            report.checks.append(
+                run_check(
+                    f"{rel}:{sig.SERVING_DEFAULT}",
+                    "tf.saved_model.load",
+                    lambda feed, path=path: SavedModelRunner(path)(feed),
+                    float_feed,
+                    parity(f"{rel}:{sig.SERVING_DEFAULT}", "tf.saved_model.load", ref, FLOAT32_TOLERANCE),
+                )
+            )
+            if saved_model_cli:
+                for signature in art.get("signatures", sig.SIGNATURES):
+                    reference = ref if signature == sig.SERVING_DEFAULT else ref_q
+                    feed = signature_inputs(data, signature, takes_domain)
+                    label = f"{rel}:{signature}"
+                    report.checks.append(
+                        run_check(
+                            label,
+                            "saved_model_cli",
+                            SavedModelCliRunner(path, signature),
+                            feed,
+                            parity(label, "saved_model_cli", reference, FLOAT32_TOLERANCE),
+                        )
+                    )
+        elif fmt == "tflite":
+            quant = art.get("quantization")
+            io_dtype = art.get("io_dtype", "float32")
+
+            def runner(feed, path=path):
+                return TFLiteRunner(path)(feed)
+
+            if quant == "float32":
+                report.checks.append(
+                    run_check(
+                        rel, "ai_edge_litert", runner, float_feed,
+                        parity(rel, "ai_edge_litert", ref, FLOAT32_TOLERANCE),
+                    )
+                )
+            elif quant == "float16":
+                report.checks.append(
+                    run_check(
+                        rel, "ai_edge_litert", runner, float_feed,
+                        lambda out, rel=rel: compare_outputs(
+                            rel, "ai_edge_litert", ref, out, FLOAT16_TOLERANCE, FLOAT16_QUANTILE
+                        ),
+                    )
+                )
+            else:
+                feed = signature_inputs(heldout, sig.SERVING_DEFAULT, takes_domain)
+                if io_dtype == "uint8":
+                    feed[sig.IMAGE] = heldout.quantized_inputs()[sig.IMAGE]
+                report.checks.append(
+                    run_check(
+                        rel,
+                        "ai_edge_litert",
+                        runner,
+                        feed,
+                        lambda out, rel=rel, quant=quant: compare_metrics(
+                            rel, "ai_edge_litert", ref_heldout, out, heldout.labels, enforce=quant == "int8"
+                        ),
+                    )
+                )
+        elif fmt == "onnx":
+            report.checks.append(
+                run_check(
+                    rel,
+                    "onnxruntime",
+                    lambda feed, path=path: OnnxRunner(path)(feed),
+                    float_feed,
+                    parity(rel, "onnxruntime", ref, FLOAT32_TOLERANCE),
+                )
+            )
+        else:
+            report.checks.append(Check(rel, "-", "parity", False, f"unknown artifact format {fmt!r} ({art_id})"))
+    return report

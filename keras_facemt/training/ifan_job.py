@@ -1,0 +1,329 @@
+"""One iFAN experiment end to end: data, Algorithm 1 training, evaluation, reports.
+
+``run_ifan_experiment(experiment, model_dir)`` is what ``recipes/train_ifan.py``
+and ``recipes/ablate_ifan.py`` call:
+
+1. Data: each task's dataset is the user's shards or a SynthFace dataset from the
+   cache (rendered on first use). Every input problem (a task without data, a
+   directory whose records lack the task's labels or have no test split) raises
+   before anything is trained (``prepare_data``).
+2. Streams: one training stream per task (its own BN domain id), one held-out
+   stream per task.
+3. Training: ``hybrid.algorithm1_phases`` run by the generic ``Trainer``; after
+   every phase the held-out sets are scored (stage 1 with the iteration-0 model,
+   stage 2 at every iteration), giving the training-stage curves of Fig. 7.
+4. Final evaluation of every task at every iteration, trivial baselines, and the
+   reports (``evaluation.reports``) in ``model_dir``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+import zlib
+from typing import Callable, Dict, Mapping, Optional
+
+from keras_facemt.configs.data import AugmentConfig, DataConfig
+from keras_facemt.configs.experiments import IFANExperiment
+from keras_facemt.data import shards
+from keras_facemt.errors import ConfigError, DataError
+from keras_facemt.machine import machine_info
+from keras_facemt.training import hybrid
+
+TRAIN_SPLIT = "train"
+TEST_SPLIT = "test"
+# Decoded examples of a stream are cached in memory below this size.
+_CACHE_BYTES = 512 * 2**20
+
+
+def _synth_seed(exp: IFANExperiment, task: str) -> int:
+    # Disjoint datasets (Sec. 3.3: no image carries labels of two tasks): each task's
+    # SynthFace seed differs, and does not depend on the order tasks are listed in.
+    return exp.synth_seed + zlib.crc32(task.encode()) % 100_000
+
+
+def prepare_data(exp: IFANExperiment, cache_dir: Optional[str] = None, log: Callable = print) -> Dict[str, str]:
+    """Each task's dataset directory, checked for that task's labels in both splits.
+
+    Synthetic datasets are rendered into the cache on first use.
+
+    Raises:
+        ConfigError: a dataset whose records lack its task's labels in a split.
+        DataError: a missing directory, shard or ``dataset.json``, or no test split.
+    """
+    from keras_facemt.data.pipeline import check_shards, check_task_presence
+    from keras_facemt.data.synthetic_cache import cached_synthetic
+
+    dirs = {}
+    for d in exp.data:
+        if d.data_dir:
+            path = os.path.abspath(os.path.expanduser(d.data_dir))
+        else:
+            path = cached_synthetic(d.task, tasks=(d.task,), domain=d.domain,
+                                    splits=((TRAIN_SPLIT, d.train_count), (TEST_SPLIT, d.test_count)),
+                                    seed=_synth_seed(exp, d.task), image_size=exp.image_size,
+                                    cache_dir=cache_dir, log=log)
+        for split in (TRAIN_SPLIT, TEST_SPLIT):
+            try:
+                check_shards(path, split)
+            except DataError as e:
+                raise DataError(f"Task {d.task!r}: {e} iFAN trains on split {TRAIN_SPLIT!r} and evaluates on "
+                                f"{TEST_SPLIT!r}; both are needed. Received: data_dir={path!r}") from None
+            check_task_presence(path, split, (d.task,))
+        dirs[d.task] = path
+    return dirs
+
+
+def split_count(data_dir: str, split: str) -> int:
+    count = int(shards.read_manifest(data_dir).get("counts", {}).get(split, 0))
+    if count <= 0:
+        raise DataError(f"{data_dir}: dataset.json counts no examples of split {split!r}. Received: split={split!r}")
+    return count
+
+
+def make_stream(exp: IFANExperiment, task: str, data_dir: str, training: bool) -> DataConfig:
+    """The ``DataConfig`` of ``task``'s training or held-out stream."""
+    d = exp.task_data(task)
+    split = TRAIN_SPLIT if training else TEST_SPLIT
+    count = split_count(data_dir, split)
+    return DataConfig(
+        name=task,
+        data_dir=data_dir,
+        split=split,
+        image_size=(exp.image_size, exp.image_size),
+        global_batch_size=d.batch_size if training else exp.eval_batch_size,
+        domain=exp.domain_id(task),
+        tasks=(task,),
+        landmark_scheme=exp.landmark_scheme if task == "landmarks" else None,
+        augment=AugmentConfig() if (training and exp.augment) else None,
+        shuffle_buffer=min(count, 2048) if training else 0,
+        repeat=training,
+        seed=exp.seed,
+        cache=count * exp.image_size**2 * 3 * 4 < _CACHE_BYTES,
+    )
+
+
+def schedule(exp: IFANExperiment, dirs: Mapping[str, str]):
+    """Algorithm 1's phases with epochs turned into steps from the datasets' sizes.
+
+    Stage 1 trains each task ``pretrain_epochs`` passes over its dataset. In stage 2
+    tasks alternate with one update each per round; one epoch is enough rounds for
+    the largest dataset (in batches) to be traversed once.
+    """
+    per_epoch = {t: math.ceil(split_count(dirs[t], TRAIN_SPLIT) / exp.task_data(t).batch_size) for t in exp.tasks}
+    pretrain = {t: hybrid.steps_for_epochs(exp.pretrain_epochs, per_epoch[t], 1) for t in exp.tasks}
+    rounds = hybrid.steps_for_epochs(exp.finetune_epochs, max(per_epoch.values()), 1)
+    return hybrid.algorithm1_phases(exp.tasks, pretrain, rounds * len(exp.tasks), pretrain_lr=exp.pretrain_lr,
+                                    finetune_lr=exp.finetune_lr, finetune_final_lr=exp.finetune_final_lr,
+                                    iterations=exp.iterations, eval_points=exp.eval_points)
+
+
+def stage_of(phase_name: str) -> str:
+    """The stage a phase piece belongs to: ``pretrain_<task>`` or ``finetune`` (piece suffix dropped)."""
+    head, _, tail = phase_name.rpartition("_")
+    return head if head and tail.isdigit() else phase_name
+
+
+def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional[str] = None, strategy=None,
+                        resume: bool = False, log: Callable = print) -> Dict[str, object]:
+    """Trains and evaluates ``exp``; writes checkpoints, logs and reports into ``model_dir``.
+
+    Args:
+        exp: the experiment.
+        model_dir: output directory.
+        cache_dir: SynthFace cache root override.
+        strategy: ``tf.distribute.Strategy`` or None (default strategy).
+        resume: continue from the checkpoint in ``model_dir``; without it an existing
+            checkpoint is an error (a finished or unrelated run is never silently
+            continued or overwritten).
+        log: receives progress lines.
+
+    Returns:
+        The results dict (also in ``results.json``), with ``paths`` of every output.
+    """
+    from keras_facemt.data.pipeline import build_dataset
+    from keras_facemt.evaluation import ifan_eval, reports
+    from keras_facemt.models.ifan.model import build_models
+    from keras_facemt.training.trainer import Trainer, TrainerConfig
+
+    t_start = time.time()
+    model_cfg = exp.model_config()
+    model_dir = os.path.abspath(model_dir)
+    if not resume and _has_checkpoint(model_dir):
+        raise ConfigError(f"{model_dir} already holds a checkpoint. Pass --resume to continue that run, or choose "
+                          f"another --model-dir. Received: model_dir={model_dir!r}")
+    dirs = prepare_data(exp, cache_dir, log)
+    phases = schedule(exp, dirs)
+    terms = hybrid.ifan_loss_terms(model_cfg)
+    train_streams = {t: make_stream(exp, t, dirs[t], training=True) for t in exp.tasks}
+    test_streams = {t: make_stream(exp, t, dirs[t], training=False) for t in exp.tasks}
+    t_data = time.time()
+
+    one_pass = {t: dataclasses.replace(train_streams[t], repeat=False, augment=None, shuffle_buffer=0, cache=False)
+                for t in exp.tasks}
+    evaluator = ifan_eval.IFANEvaluator(test_streams, exp.iterations, exp.landmark_scheme,
+                                        calibration_streams=one_pass if exp.recalibrate_bn else None,
+                                        calibration_batches=exp.calibration_batches)
+    train_once = {t: _one_pass(one_pass[t], build_dataset) for t in exp.tasks}
+    priors = ifan_eval.fit_training_priors(train_once, exp.tasks)
+    baselines = ifan_eval.compute_baselines(priors, evaluator)
+
+    def model_fn():
+        models = build_models(model_cfg)
+        if exp.init_landmark_prior and "landmarks" in priors:
+            initialize_landmark_prior(models["main"], priors["landmarks"]["mean_shape"])
+        return models
+
+    def eval_fn(trainer, global_step, phase_name):
+        if stage_of(phase_name).startswith("pretrain_"):
+            # Interaction is off in stage 1: the iteration-0 model is what trains.
+            metrics = evaluator.evaluate(trainer.models["iter0"], iterations=[0])
+        else:
+            metrics = evaluator.evaluate(trainer.models["main"])
+        values = ifan_eval.headline_values(metrics)
+        log(f"  eval after {phase_name} (step {global_step}): " + ", ".join(
+            f"{t} {reports.headline(t)[0]}=" + "/".join(f"{100 * v:.2f}" for v in per.values())
+            for t, per in values.items()))
+        return {f"{t}/{it}": v for t, per in values.items() for it, v in per.items()}
+
+    # Written before training so that `facemt export --model-dir` can rebuild the
+    # model from any checkpoint of this run, finished or not.
+    from keras_facemt.serving.model_source import RUN_CONFIG
+
+    shards.write_json_atomic(os.path.join(model_dir, RUN_CONFIG), {
+        "system": "ifan", "preset": exp.model_preset,
+        "config": _jsonable(dataclasses.asdict(model_cfg)),
+        "domains": {t: exp.domain_id(t) for t in exp.tasks},
+        "datasets": {t: dirs[t] for t in exp.tasks},
+    })
+    log(f"Training {exp.name}: tasks {list(exp.tasks)}, ITER={exp.iterations}, "
+        f"{sum(p.steps for p in phases)} updates in {len(phases)} phases -> {model_dir}")
+    trainer = Trainer(
+        model_fn=model_fn,
+        loss_terms=terms,
+        streams=train_streams,
+        phases=phases,
+        config=TrainerConfig(model_dir=model_dir, steps_per_loop=exp.steps_per_loop, optimizer=exp.optimizer,
+                             seed=exp.seed),
+        strategy=strategy,
+        eval_fn=eval_fn,
+    )
+    trained = trainer.train()
+    t_train = time.time()
+    # The trainer keeps evaluations in its history (restored on resume): one entry
+    # per phase end with "<task>/iter_<i>" values.
+    history = [{"phase": e["phase"], "stage": stage_of(e["phase"]), "step": e["step"],
+                "metrics": _unflatten(e)} for e in trained["evals"]]
+
+    final = evaluator.evaluate(trainer.models["main"])
+    examples = {t: evaluator.predict_examples(trainer.models["main"], t, exp.num_predictions) for t in exp.tasks}
+    t_eval = time.time()
+    results = {
+        "experiment": exp.name,
+        "description": exp.description,
+        "tasks": list(exp.tasks),
+        "iterations": exp.iterations,
+        "landmark_scheme": exp.landmark_scheme,
+        "final": final,
+        "baselines": baselines,
+        "history": history,
+        "data": {t: {"dir": dirs[t], "domain_id": exp.domain_id(t),
+                     "train": split_count(dirs[t], TRAIN_SPLIT), "test": split_count(dirs[t], TEST_SPLIT)}
+                 for t in exp.tasks},
+        "schedule": [{"phase": p.name, "steps": p.steps, "streams": list(p.streams), "model": p.model,
+                      "loss_terms": list(p.loss_terms), "trainable": list(p.trainable),
+                      "lr": [p.learning_rate.initial, p.learning_rate.final]} for p in phases],
+        "experiment_config": _jsonable(dataclasses.asdict(exp)),
+        "model_config": _jsonable(dataclasses.asdict(model_cfg)),
+        "timing": {"data_s": round(t_data - t_start, 1), "train_s": round(t_train - t_data, 1),
+                   "final_eval_s": round(t_eval - t_train, 1), "total_s": round(time.time() - t_start, 1)},
+        "machine": machine_info(),
+    }
+    from keras_facemt.serving.keras_format import save_model
+
+    # The final evaluation recomputed BN statistics: keep the checkpoint and the
+    # .keras file equal to the evaluated model.
+    trainer.save_checkpoint()
+    model_keras = save_model(trainer.models["main"], os.path.join(model_dir, "model.keras"))
+    paths = {
+        "model_dir": model_dir,
+        "model_keras": model_keras,
+        "results_json": os.path.join(model_dir, "results.json"),
+        "results_md": os.path.join(model_dir, "results.md"),
+        "curves_png": os.path.join(model_dir, "curves.png"),
+        "predictions_png": os.path.join(model_dir, "predictions.png"),
+    }
+    results["paths"] = paths
+    reports.write_results_json(paths["results_json"], results)
+    reports.write_results_markdown(paths["results_md"], results)
+    reports.write_curves_png(paths["curves_png"], results)
+    reports.write_predictions_png(paths["predictions_png"], examples, exp.tasks)
+    return results
+
+
+def initialize_landmark_prior(model, mean_shape) -> None:
+    """Starts the landmark decoder at the mean training shape.
+
+    Its output layer gets a zero kernel and the mean shape ``[K, 2]`` as bias, so the
+    network starts from the mean-shape baseline instead of random points. Without
+    it, the first updates of a short run mostly cancel the random output offsets,
+    which the decoder does by switching off its ReLU hidden layer for every input;
+    once all hidden units are dead the prediction is a constant that never recovers
+    (observed on SynthFace with the ``tiny`` and ``small`` presets). The paper does
+    not describe its initialisation; this only changes the starting point, and a
+    checkpoint restored afterwards (resume) replaces it. The classification
+    decoders keep their default initialisation, with which they learned faster.
+
+    Args:
+        model: the main iFAN model (with a ``decoder_landmarks_head`` layer).
+        mean_shape: ``[K, 2]`` mean training landmarks.
+
+    Raises:
+        ConfigError: if the decoder has no output layer with a bias.
+    """
+    import numpy as np
+
+    from keras_facemt.models.ifan.model import component_prefix
+
+    head = model.get_layer(component_prefix("decoder", "landmarks") + "head")
+    last = getattr(head, "out", None)
+    if last is None or getattr(last, "bias", None) is None:
+        raise ConfigError(f"Decoder {head.name!r} has no output layer with a bias to initialise. "
+                          f"Received: task='landmarks'")
+    last.kernel.assign(np.zeros(last.kernel.shape, np.float32))
+    last.bias.assign(np.asarray(mean_shape, np.float32).reshape(last.bias.shape))
+
+
+def _one_pass(cfg: DataConfig, dataset_fn):
+    def batches():
+        for b in dataset_fn(cfg):
+            yield {k: v.numpy() for k, v in b.items()}
+
+    return batches
+
+
+def _has_checkpoint(model_dir: str) -> bool:
+    from keras_facemt.training.checkpointing import latest_checkpoint
+
+    return os.path.isdir(model_dir) and latest_checkpoint(model_dir) is not None
+
+
+def _unflatten(entry: Mapping) -> Dict[str, Dict[str, float]]:
+    out: Dict[str, Dict[str, float]] = {}
+    for key, value in entry.items():
+        if "/iter_" in key:
+            task, it = key.rsplit("/", 1)
+            out.setdefault(task, {})[it] = value
+    return out
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)

@@ -1,0 +1,89 @@
+"""Training worker started as a subprocess by the trainer tests.
+
+Modes:
+* default: train the tiny two-task model for ``--steps`` steps in ``--model-dir``
+  (resuming from it), optionally under ``MultiWorkerMirroredStrategy`` (``TF_CONFIG``
+  set by the test), and save the final weights to ``--out``.npz.
+* ``--determinism-check``: train three times in this process with op determinism
+  (seed 0 twice, seed 1) and save the three weight vectors.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+
+def _flat(model):
+    return np.concatenate([np.ravel(v.numpy()).astype("float64") for v in model.weights])
+
+
+def _phases(steps):
+    from keras_facemt.training.schedule import LearningRate, Phase
+
+    first = steps // 3
+    return [
+        Phase("pre_landmarks", first, ("landmarks",), loss_terms=("landmarks",),
+              trainable=("backbone_*", "decoder_landmarks_*"), learning_rate=LearningRate(1e-2)),
+        Phase("alternate", steps - first, ("landmarks", "emotion"), learning_rate=LearningRate(1e-2, 1e-3)),
+    ]
+
+
+def _streams():
+    from tests import trainer_fixtures as fx
+
+    return {"landmarks": fx.stream("landmarks", global_batch=4, seed=1, labelled_every=3),
+            "emotion": fx.stream("emotion", global_batch=4, seed=2)}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--steps-per-loop", type=int, default=2)
+    parser.add_argument("--strategy", default="default")
+    parser.add_argument("--eval-sleep", type=float, default=0.0)
+    parser.add_argument("--determinism-check", action="store_true")
+    args = parser.parse_args()
+
+    from keras_facemt.training.strategy import get_strategy
+
+    # MultiWorkerMirroredStrategy must exist before any other TensorFlow work.
+    strategy = get_strategy(args.strategy)
+    from keras_facemt.training.trainer import Trainer, TrainerConfig
+    from tests import trainer_fixtures as fx
+
+    if args.determinism_check:
+        results = {}
+        for key, seed in (("seed0_a", 0), ("seed0_b", 0), ("seed1", 1)):
+            cfg = TrainerConfig(os.path.join(args.model_dir, key), steps_per_loop=3, seed=seed, deterministic=True,
+                                optimizer="adam", progress=False, summaries=False)
+            trainer = Trainer(fx.tiny_model, fx.loss_terms(), _streams(), _phases(6), config=cfg, strategy=strategy)
+            trainer.train()
+            results[key] = _flat(trainer.model)
+        np.savez(args.out, **results)
+        return 0
+
+    def eval_fn(trainer, step, phase):
+        time.sleep(args.eval_sleep)
+        return {"step_seen": float(step)}
+
+    cfg = TrainerConfig(args.model_dir, steps_per_loop=args.steps_per_loop, optimizer="adam", seed=3,
+                        deterministic=True, progress=False, summaries=True, eval_every_steps=args.steps_per_loop)
+    trainer = Trainer(fx.tiny_model, fx.loss_terms(), _streams(), _phases(args.steps), config=cfg, strategy=strategy,
+                      eval_fn=eval_fn)
+    history = trainer.train()
+    np.savez(args.out, weights=_flat(trainer.model), global_step=history["global_step"],
+             optimizer_iterations=int(trainer.optimizer.iterations.numpy()))
+    print(f"finished global_step={history['global_step']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
