@@ -199,9 +199,9 @@ def _ifan_3t() -> IFANExperiment:
     return IFANExperiment(
         name="ifan_3t",
         description="iFAN 3T (parsing, 5-pt landmarks, emotion), ITER=2, SynthFace in 3 domains; ~15 min on 2 CPU cores",
-        data=_synth3(train=1024, test=192, batch=32),
+        data=_synth3(train=1536, test=192, batch=32),
         model_preset="tiny",
-        image_size=48,
+        image_size=64,
         pretrain_epochs=4.0,
         finetune_epochs=4.0,
         finetune_final_lr=1e-4,
