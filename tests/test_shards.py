@@ -1,6 +1,5 @@
 import os
 
-import numpy as np
 import pytest
 
 from keras_facemt.data.codec import FaceRecord

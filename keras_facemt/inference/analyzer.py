@@ -15,7 +15,7 @@ back in the pixel coordinates of each original image.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import numpy as np
 

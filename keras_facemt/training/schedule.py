@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 from keras_facemt.errors import ConfigError
 
