@@ -83,7 +83,10 @@ class DenseBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, x, domain=None, context=None, training=None):
-        features = [x]
+        # The running concatenation grows by one layer at a time, so each new map
+        # feeds exactly one concatenation: the TFLite int8 quantizer gives each such
+        # chain one scale, where concatenating [x, new_1..new_i] afresh for every
+        # layer asks for conflicting scales and leaves those ops in float.
         h = x
         for i in range(self.num_layers):
             a = ops.relu(self.norms[i](h, domain=domain, training=training))
@@ -92,10 +95,9 @@ class DenseBlock(keras.layers.Layer):
             new = self.convs[i](a)
             if self.drops is not None:
                 new = self.drops[i](new, training=training)
-            features.append(new)
-            h = ops.concatenate(features, axis=-1)
+            h = ops.concatenate([h, new], axis=-1)
         if self.return_new_only:
-            return features[1] if self.num_layers == 1 else ops.concatenate(features[1:], axis=-1)
+            return h[..., x.shape[-1]:]
         return h
 
     def compute_output_shape(self, x_shape, domain_shape=None, context_shape=None):

@@ -47,6 +47,12 @@ class System:
     def build(self, config):
         return self._mod().build_model(config)
 
+    def serving_model(self, model, config):
+        """The model to export: the trained one, or what the system deploys around it
+        (a detector's box decoding and NMS) when its module defines ``build_serving_model``."""
+        build = getattr(self._mod(), "build_serving_model", None)
+        return model if build is None else build(model, config)
+
 
 _SYSTEMS: Dict[str, System] = {}
 

@@ -12,7 +12,8 @@ of the face region to 48x48 and of landmark regions to 14x14):
 
 The two agree to float rounding: ``gather`` reproduces ``crop_and_resize``'s
 convention (box corner 0 and 1 sample the first and last pixel centres; sample
-points outside the map read 0).
+points outside the map read 0). The gather path's geometry runs under
+``ops.precision.float32_scope``, so int8 exports keep it in float32.
 
 ``bilinear_sample`` is also the sampler behind ``ops.align`` (face alignment).
 """
@@ -25,6 +26,7 @@ import tensorflow as tf
 
 from keras_facemt.errors import ConfigError
 from keras_facemt.ops import boxes as box_ops
+from keras_facemt.ops.precision import float32_scope
 
 ROI_METHODS = ("crop_and_resize", "gather")
 
@@ -132,9 +134,10 @@ def crop_rois(features, rois, output_size: Tuple[int, int], method: str = "crop_
         box_idx = tf.repeat(tf.range(b), n)
         crops = tf.image.crop_and_resize(features, flat, box_idx, (oh, ow))
         return tf.reshape(crops, tf.stack([b, n, oh, ow, c]))
-    grid = roi_sampling_grid(rois, (oh, ow), (fshape[1], fshape[2]))
-    samples = bilinear_sample(features, tf.reshape(grid, tf.stack([b, -1, 2])))
-    return tf.reshape(samples, tf.stack([b, n, oh, ow, c]))
+    with float32_scope():  # sampling positions and weights: geometry, kept float in int8 exports
+        grid = roi_sampling_grid(rois, (oh, ow), (fshape[1], fshape[2]))
+        samples = bilinear_sample(features, tf.reshape(grid, tf.stack([b, -1, 2])))
+        return tf.reshape(samples, tf.stack([b, n, oh, ow, c]))
 
 
 def boxes_around_points(points, face_boxes, scale: float):
@@ -151,9 +154,10 @@ def boxes_around_points(points, face_boxes, scale: float):
     Returns:
         float ``[batch, N, P, 4]`` corner boxes (not clipped: out-of-image bins read 0).
     """
-    points = tf.convert_to_tensor(points, tf.float32)
-    face_boxes = tf.convert_to_tensor(face_boxes, tf.float32)
-    half_w = tf.expand_dims(face_boxes[..., 2] - face_boxes[..., 0], -1) * scale / 2
-    half_h = tf.expand_dims(face_boxes[..., 3] - face_boxes[..., 1], -1) * scale / 2
-    x, y = points[..., 0], points[..., 1]
-    return tf.stack([x - half_w, y - half_h, x + half_w, y + half_h], axis=-1)
+    with float32_scope():
+        points = tf.convert_to_tensor(points, tf.float32)
+        face_boxes = tf.convert_to_tensor(face_boxes, tf.float32)
+        half_w = tf.expand_dims(face_boxes[..., 2] - face_boxes[..., 0], -1) * scale / 2
+        half_h = tf.expand_dims(face_boxes[..., 3] - face_boxes[..., 1], -1) * scale / 2
+        x, y = points[..., 0], points[..., 1]
+        return tf.stack([x - half_w, y - half_h, x + half_w, y + half_h], axis=-1)

@@ -162,6 +162,7 @@ def load_model_source(path: str) -> Tuple[object, Dict[str, object]]:
     if isinstance(model, dict):
         model = model["main"]
     restore_all_variables(model, prefix)
+    model = system.serving_model(model, config)
     return model, {
         "source": prefix,
         "system": system.name,

@@ -13,11 +13,15 @@ conversion starts from the exported SavedModel's ``serving_default`` signature
   image input then takes raw 0..255 pixels, since its calibrated range is [0, 1];
   outputs are uint8 with the scale and zero point recorded in the model).
 
-  Full-integer first: every op int8. The TFLite MLIR quantizer cannot always
+  Every op int8 except the geometry a model marks with ``ops.precision.float32_scope``
+  (ROI sampling coordinates and weights, whose int8 rounding would move the crops).
+  The TFLite MLIR quantizer cannot always
   satisfy its "same scale" rule (concatenation, average pooling, ... must share
   one scale across inputs and output) when one tensor feeds several such ops, as
-  in DenseNet's concatenation chains (tensorflow/tensorflow#51531,
-  tensorflow/model-optimization#1053); it then fails naming the node. The
+  in a DenseNet that concatenates all earlier maps afresh for every layer
+  (tensorflow/tensorflow#51531, tensorflow/model-optimization#1053; the
+  project's ``DenseBlock`` grows one chain instead and quantizes fully); it then
+  fails naming the node. The
   quantize pass is re-run with exactly those nodes kept in float32 between
   builtin QUANTIZE/DEQUANTIZE ops (every other op stays int8), and
   ``op_summary`` reports which ops run in float, recorded in the manifest.
@@ -208,10 +212,11 @@ def _convert_int8(converter, samples: List[Dict[str, np.ndarray]], io_dtype: str
     except Exception as e:
         raise ExportError(f"{source}: int8 calibration failed: {_first_error(''.join(log)) or e}") from e
     io_type = tf.uint8 if io_dtype == "uint8" else tf.float32
-    # Keep in float only the nodes the quantizer cannot place, one round per failure
+    # Geometry the model marks (ops.precision.float32_scope) stays float from the start;
+    # then keep in float only the nodes the quantizer cannot place, one round per failure
     # (each round re-runs only the quantize pass on the calibrated model); if a
     # failure names no node, fall back to keeping its whole op type in float.
-    nodes: List[str] = []
+    nodes: List[str] = _float32_scoped_nodes(calibrated)
     op_types: List[str] = []
     for _ in range(_MAX_DENYLIST_ROUNDS):
         log = []
@@ -237,6 +242,18 @@ def _convert_int8(converter, samples: List[Dict[str, np.ndarray]], io_dtype: str
     raise ExportError(
         f"{source}: int8 quantization still fails after keeping {len(nodes)} node(s) and {op_types} in float."
     )
+
+
+def _float32_scoped_nodes(flatbuffer: bytes) -> List[str]:
+    """Names of the nodes built under ``ops.precision.float32_scope`` in a (calibrated) model."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from keras_facemt.ops.precision import FLOAT32_SCOPE
+
+    fb = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    names = (t.name.decode() if isinstance(t.name, bytes) else str(t.name or "")
+             for g in fb.subgraphs for t in g.tensors)
+    return list(dict.fromkeys(n for n in names if FLOAT32_SCOPE in n))
 
 
 def op_summary(flatbuffer: bytes, source: str = "<bytes>") -> Dict[str, object]:

@@ -16,12 +16,13 @@ import numpy as np
 
 from keras_facemt.errors import ExportError
 from keras_facemt.serving import signatures as sig
+from keras_facemt.serving.detection_checks import is_detection_output
 from keras_facemt.serving.verify import VerificationData, _task_of_output
 
 
 def model_tasks(model) -> List[str]:
-    """Schema task names the model's final outputs predict (``landmarks``, ``parsing``, attributes)."""
-    tasks = []
+    """Schema task names the model's final outputs predict (``detection``, ``landmarks``, ``parsing``, attributes)."""
+    tasks = ["detection"] if is_detection_output(model.output) else []
     for key in model.output:
         found = _task_of_output(key) if "/" not in key else None
         if found:
@@ -73,7 +74,11 @@ def load_verification_data(
         )
     io = sig.ModelIO.from_model(model)
     wanted = model_tasks(model)
-    scheme = scheme_for_num_points(io.output_shapes["landmarks"][0]) if "landmarks" in io.output_shapes else None
+    # A detector reads whole scenes (letterboxed, up to max_faces boxes per image) and
+    # predicts [D, K, 2] landmarks per detection; other systems read one face per crop.
+    scenes = "detection" in wanted
+    points = io.output_shapes["landmarks"][-2 if scenes else 0] if "landmarks" in io.output_shapes else None
+    scheme = scheme_for_num_points(points) if points else None
     per_dir = max(1, -(-max_examples // len(data_dirs)))
     batches: List[Dict[str, np.ndarray]] = []
     for data_dir in data_dirs:
@@ -85,6 +90,7 @@ def load_verification_data(
             data_dir=data_dir,
             split=split,
             image_size=io.image_size,
+            mode="scenes" if scenes else "crops",
             global_batch_size=min(16, per_dir),
             domain=_domain_of(data_dir, split, domains or {}, frozen_domain),
             tasks=tasks,

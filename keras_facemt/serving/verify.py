@@ -328,7 +328,12 @@ def task_metrics(
         worse), ``reference`` (``labels`` or ``keras``), ``examples``.
     """
     from keras_facemt.data import batch as batch_keys
+    from keras_facemt.serving.detection_checks import detection_task_metrics, is_detection_output
 
+    if is_detection_output(reference):
+        return detection_task_metrics(
+            outputs, reference, labels, INT8_MAX_RELATIVE_LOSS, AGREEMENT_FLOOR, AGREEMENT_NME_CEILING
+        )
     results: Dict[str, Dict[str, object]] = {}
     for name in sorted(reference):
         task = _task_of_output(name)

@@ -73,7 +73,10 @@ class FCDenseNetBackbone(keras.layers.Layer):
         self.down_blocks = [DenseBlock(**block_args, name=f"down_{l}") for l in range(self.num_levels)]
         self.pools = [keras.layers.AveragePooling2D(2, dtype=self.dtype_policy, name=f"down_{l}_pool")
                       for l in range(self.num_levels)]
-        self.up_blocks = [DenseBlock(**block_args, return_new_only=True, name=f"up_{j}")
+        # Up blocks return input + new maps; the new ones are sliced off (the FC-DenseNet
+        # up path) so that the coarsest block's whole output is "global" without a second
+        # concatenation of the same maps (one int8 scale per concatenation chain).
+        self.up_blocks = [DenseBlock(**block_args, name=f"up_{j}")
                           for j in range(self.num_levels)]
         self.upsamplers = [SubPixelUpsampling(new, 2, dtype=self.dtype_policy, name=f"up_{j}_subpixel")
                            for j in range(self.num_levels)]
@@ -98,7 +101,7 @@ class FCDenseNetBackbone(keras.layers.Layer):
             shape = (batch, size, size, shape[-1])
         for j in range(self.num_levels):
             self.up_blocks[j].build(shape, context_shape=self._context_shape(shape) if j == 0 else None)
-            new_shape = self.up_blocks[j].compute_output_shape(shape)
+            new_shape = tuple(shape[:-1]) + (self.layers_per_block * self.growth_rate,)
             self.upsamplers[j].build(new_shape)
             up_shape = self.upsamplers[j].compute_output_shape(new_shape)
             self.up_convs[j].build(up_shape)
@@ -130,9 +133,10 @@ class FCDenseNetBackbone(keras.layers.Layer):
         global_features = None
         for j in range(self.num_levels):
             context = self._feedback(h, feedback, self.num_levels) if j == 0 else None
-            new = self.up_blocks[j](h, domain=domain, context=context, training=training)
+            full = self.up_blocks[j](h, domain=domain, context=context, training=training)
             if j == 0:
-                global_features = ops.concatenate([h, new], axis=-1)
+                global_features = full
+            new = full[..., h.shape[-1]:]
             up = self.up_convs[j](self.upsamplers[j](new), domain=domain, training=training)
             h = ops.concatenate([up, skips[self.num_levels - 1 - j]], axis=-1)
         return {"pixel": h, "point": skips[-1], "global": global_features}

@@ -26,18 +26,8 @@ import numpy as np
 from keras_facemt.metrics.detection_ap import average_precision
 from keras_facemt.metrics.detection_roc import detection_roc
 from keras_facemt.metrics.landmark_error import nme
+from keras_facemt.metrics.matched_landmark_error import matched_landmark_nme  # noqa: F401 (part of this module's API)
 from keras_facemt.metrics.verification import verification_accuracy
-
-
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a[:, None]
-    b = b[None]
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area = lambda x: np.clip(x[..., 2] - x[..., 0], 0, None) * np.clip(x[..., 3] - x[..., 1], 0, None)  # noqa: E731
-    union = area(a) + area(b) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def collect_scene_predictions(inference_model, dataset) -> Dict[str, list]:
@@ -72,46 +62,6 @@ def detection_metrics(det_boxes, det_scores, gt_boxes, fp_counts: Sequence[int])
     roc = detection_roc(dets, gt_boxes, fp_counts, 0.5)
     return {"ap": float(ap["ap"]), "tpr_at_fp": {str(k): v for k, v in roc["tpr_at"].items()},
             "num_faces": int(ap["num_positives"])}
-
-
-def matched_landmark_nme(det_boxes, det_scores, det_landmarks, gt_boxes, gt_landmarks, gt_visible,
-                         shape=None) -> Dict[str, float]:
-    """NME of the best-overlapping detection (IoU >= 0.5) of each ground-truth face.
-
-    With a mean ``shape`` (``mean_shape``), also the NME of that shape placed in the
-    same matched detection boxes (``*_mean_shape``): what the detector's boxes alone
-    give, without the landmark head.
-    """
-    preds, targets, vis, boxes, dboxes = [], [], [], [], []
-    missed = 0
-    for db, ds, dl, gb, gl, gv in zip(det_boxes, det_scores, det_landmarks, gt_boxes, gt_landmarks, gt_visible):
-        if len(gb) == 0:
-            continue
-        if len(db) == 0:
-            missed += len(gb)
-            continue
-        iou = _iou_matrix(np.asarray(gb), np.asarray(db))
-        for g in range(len(gb)):
-            j = int(np.argmax(iou[g]))
-            if iou[g, j] < 0.5:
-                missed += 1
-                continue
-            preds.append(dl[j])
-            targets.append(gl[g])
-            vis.append(gv[g])
-            boxes.append(gb[g])
-            dboxes.append(db[j])
-    if not preds:
-        return {"nme": float("nan"), "nme_box": float("nan"), "scored_faces": 0, "unmatched_faces": missed}
-    p, t, v, gbox = np.asarray(preds), np.asarray(targets), np.asarray(vis), np.asarray(boxes)
-    out = {"nme": nme(p, t, "mtfl5", v), "nme_box": nme(p, t, "mtfl5", v, "box", gbox),
-           "scored_faces": len(preds), "unmatched_faces": missed}
-    if shape is not None:
-        d = np.asarray(dboxes)
-        m = d[:, None, :2] + np.asarray(shape)[None] * (d[:, 2:] - d[:, :2])[:, None]
-        out["nme_mean_shape"] = nme(m, t, "mtfl5", v)
-        out["nme_box_mean_shape"] = nme(m, t, "mtfl5", v, "box", gbox)
-    return out
 
 
 def fixed_prior_detections(train_boxes: Sequence[np.ndarray], num_images: int) -> Tuple[list, list]:

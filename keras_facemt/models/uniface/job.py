@@ -134,6 +134,14 @@ def train_variant(exp: UnifaceExperiment, variant: str, data_dir: str, model_dir
                       summaries=False, progress=False),
         strategy=tf.distribute.get_strategy(),
     )
+    from keras_facemt.serving.model_source import RUN_CONFIG
+
+    # What `facemt export --model-dir` needs to rebuild the trained variant (its
+    # deployable graph, with NMS and landmark attention) from the checkpoint.
+    write_json_atomic(os.path.join(model_dir, RUN_CONFIG), {
+        "system": "uniface", "preset": exp.preset, "config": dataclasses.asdict(cfg), "domains": {},
+        "datasets": [os.path.basename(os.path.normpath(data_dir))], "experiment": exp.name, "variant": variant,
+    })
     t = time.time()
     history = trainer.train()
     seconds = time.time() - t

@@ -186,6 +186,15 @@ def build_inference_from_config(model: keras.Model, config: UnifaceConfig, roi_m
                                  roi_method=roi_method)
 
 
+def build_serving_model(model: keras.Model, config: UnifaceConfig) -> keras.Model:
+    """Registry entry: the trained graph -> the deployable one (decoding, NMS, landmark attention).
+
+    ROI crops use the gather path, builtin ops only, so the one graph converts to
+    TFLite without select-TF ops (``crop_and_resize`` would need them).
+    """
+    return build_inference_from_config(model, config, roi_method="gather")
+
+
 def _paper() -> UnifaceConfig:
     return UnifaceConfig()
 

@@ -1,0 +1,124 @@
+"""Task metrics of an exported face detector against the Keras model, for export verification.
+
+Quantized exports of detecting systems (Uniface; later TFN and All-in-One) are judged
+like iFAN's, by each task's own metric (the export issue's rule), on the padded
+per-image outputs ``boxes`` ``[batch, D, 4]``, ``scores`` ``[batch, D]``,
+``landmarks`` ``[batch, D, K, 2]``, ``embeddings`` ``[batch, D, E]`` and
+``num_detections`` ``[batch]``:
+
+* ``detection``: VOC AP at IoU 0.5. With ground-truth boxes among the labels, the
+  Keras and the exported AP are both computed and the relative loss is limited;
+  without, the Keras detections are the ground truth and the export's AP is the
+  agreement.
+* ``landmarks``: NME of the detection matched (IoU >= 0.5) to each labelled face
+  (inter-ocular), or, without labels, to each Keras detection (box-size normalised,
+  robust for untrained or profile faces).
+* ``embedding``: mean cosine similarity of the exported and the Keras embedding of
+  each matched detection (there is no per-face identity metric without pairs).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from keras_facemt.data import batch as batch_keys
+from keras_facemt.metrics.detection_ap import average_precision
+from keras_facemt.metrics.matched_landmark_error import match_to_ground_truth, matched_landmark_nme
+
+DETECTION_OUTPUTS = ("boxes", "scores", "num_detections")
+
+
+def is_detection_output(outputs: Dict[str, np.ndarray]) -> bool:
+    """Whether ``outputs`` are a detector's padded per-image detections."""
+    return all(k in outputs for k in DETECTION_OUTPUTS)
+
+
+def _detections(out: Dict[str, np.ndarray], keep: np.ndarray) -> Dict[str, List[np.ndarray]]:
+    counts = np.asarray(out["num_detections"]).astype(np.int64).reshape(-1)
+    res = {k: [] for k in ("boxes", "scores", "landmarks", "embeddings")}
+    for i in np.nonzero(keep)[0]:
+        n = int(counts[i])
+        for k in res:
+            if k in out:
+                res[k].append(np.asarray(out[k])[i, :n])
+    return res
+
+
+def _ground_truth(labels: Dict[str, np.ndarray], keep: np.ndarray) -> Tuple[list, list, list]:
+    mask = np.asarray(labels[batch_keys.FACE_MASK])[keep] > 0
+    boxes = [b[m] for b, m in zip(np.asarray(labels[batch_keys.BBOX])[keep], mask)]
+    if batch_keys.LANDMARKS not in labels:
+        return boxes, [], []
+    points = [p[m] for p, m in zip(np.asarray(labels[batch_keys.LANDMARKS])[keep], mask)]
+    visible = labels.get(batch_keys.LANDMARKS_VISIBLE)
+    vis = ([np.ones(p.shape[:2]) for p in points] if visible is None
+           else [v[m] for v, m in zip(np.asarray(visible)[keep], mask)])
+    return boxes, points, vis
+
+
+def _entry(metric, keras_value, export_value, loss, limit, reference, examples) -> Dict[str, object]:
+    return {"metric": metric, "keras": float(keras_value), "export": float(export_value), "relative_loss": float(loss),
+            "limit": float(limit), "reference": reference, "examples": int(examples)}
+
+
+def _relative_loss(keras_value: float, export_value: float, higher_is_better: bool) -> float:
+    denom = max(abs(keras_value), 1e-12)
+    return (keras_value - export_value) / denom if higher_is_better else (export_value - keras_value) / denom
+
+
+def detection_task_metrics(outputs, reference, labels, relative_limit: float, agreement_floor: float,
+                           agreement_nme_ceiling: float) -> Dict[str, Dict[str, object]]:
+    """Detection, landmark and embedding metrics of ``outputs`` against ``reference`` (Keras).
+
+    Args:
+        outputs, reference: the export's and the Keras model's outputs on the same images.
+        labels: the verification labels (``bbox``/``face_mask``/``has_boxes``,
+            ``landmarks``/``landmarks_visible`` in scenes mode), possibly empty.
+        relative_limit: largest relative loss of a labelled metric.
+        agreement_floor: smallest AP/cosine agreement with the Keras model.
+        agreement_nme_ceiling: largest landmark NME against the Keras landmarks.
+
+    Returns:
+        task -> ``metric``, ``keras``, ``export``, ``relative_loss`` (positive =
+        worse), ``limit``, ``reference`` (``labels`` or ``keras``), ``examples``.
+    """
+    n = len(np.asarray(reference["num_detections"]).reshape(-1))
+    has = np.asarray(labels.get(batch_keys.HAS_BOXES, np.zeros(n))).reshape(-1) > 0
+    labelled = batch_keys.BBOX in labels and batch_keys.FACE_MASK in labels and has.any()
+    keep = has if labelled else np.ones(n, bool)
+    ref, exp = _detections(reference, keep), _detections(outputs, keep)
+    results: Dict[str, Dict[str, object]] = {}
+    if labelled:
+        gt_boxes, gt_points, gt_vis = _ground_truth(labels, keep)
+        k_ap = average_precision(list(zip(ref["boxes"], ref["scores"])), gt_boxes)["ap"]
+        e_ap = average_precision(list(zip(exp["boxes"], exp["scores"])), gt_boxes)["ap"]
+        results["detection"] = _entry("ap", k_ap, e_ap, _relative_loss(k_ap, e_ap, True), relative_limit,
+                                      "labels", keep.sum())
+        if gt_points and ref["landmarks"]:
+            k = matched_landmark_nme(ref["boxes"], ref["scores"], ref["landmarks"], gt_boxes, gt_points, gt_vis,
+                                     normalizations=("inter_ocular",))["nme"]
+            e = matched_landmark_nme(exp["boxes"], exp["scores"], exp["landmarks"], gt_boxes, gt_points, gt_vis,
+                                     normalizations=("inter_ocular",))["nme"]
+            results["landmarks"] = _entry("nme", k, e, _relative_loss(k, e, False), relative_limit, "labels",
+                                          keep.sum())
+    elif sum(len(b) for b in ref["boxes"]):
+        e_ap = average_precision(list(zip(exp["boxes"], exp["scores"])), ref["boxes"])["ap"]
+        results["detection"] = _entry("ap", 1.0, e_ap, 1.0 - e_ap, 1.0 - agreement_floor, "keras", keep.sum())
+        if ref["landmarks"]:
+            vis = [np.ones(p.shape[:2]) for p in ref["landmarks"]]
+            e = matched_landmark_nme(exp["boxes"], exp["scores"], exp["landmarks"], ref["boxes"], ref["landmarks"],
+                                     vis, normalizations=("box",))["nme_box"]
+            results["landmarks"] = _entry("nme_box", 0.0, e, e, agreement_nme_ceiling, "keras", keep.sum())
+    if ref["embeddings"] and exp["embeddings"]:
+        sims = []
+        for rb, re_, eb, ee in zip(ref["boxes"], ref["embeddings"], exp["boxes"], exp["embeddings"]):
+            for i, j in enumerate(match_to_ground_truth(eb, rb)):
+                if j >= 0:
+                    a, b = re_[i], ee[j]
+                    sims.append(float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)))
+        if sims or sum(len(b) for b in ref["boxes"]):
+            cos = float(np.mean(sims)) if sims else 0.0
+            results["embedding"] = _entry("cosine", 1.0, cos, 1.0 - cos, 1.0 - agreement_floor, "keras", len(sims))
+    return results
