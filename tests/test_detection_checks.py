@@ -31,7 +31,7 @@ EMB = [[[1, 0, 0], [0, 1, 0]], [[0, 0, 1]]]
 def test_identical_outputs_agree_fully():
     ref = _outputs(BOXES, SCORES, EMB)
     assert is_detection_output(ref) and not is_detection_output({"landmarks": ref["landmarks"]})
-    m = detection_task_metrics(ref, ref, {}, 0.1, 0.9, 0.1)
+    m = detection_task_metrics(ref, ref, {})
     assert m["detection"]["export"] == 1.0 and m["detection"]["reference"] == "keras"
     assert m["landmarks"]["export"] < 1e-6
     assert abs(m["embedding"]["export"] - 1.0) < 1e-6
@@ -44,7 +44,7 @@ def test_drifted_embeddings_fail_and_missed_faces_cost_ap():
     assert not check.passed and "embedding" in check.message
     assert abs(check.metrics["embedding"]["export"] - 1 / np.sqrt(2)) < 1e-6
     missed = _outputs([BOXES[0][:1], BOXES[1]], [SCORES[0][:1], SCORES[1]], [EMB[0][:1], EMB[1]])
-    m = detection_task_metrics(missed, ref, {}, 0.1, 0.9, 0.1)
+    m = detection_task_metrics(missed, ref, {})
     assert abs(m["detection"]["export"] - 2 / 3) < 1e-6  # 2 of 3 Keras faces found, all precise
 
 
@@ -61,7 +61,7 @@ def test_labelled_scenes_compare_ap_and_nme_with_the_labels():
     labels["landmarks"][1, 0] = ref["landmarks"][1, 0]
     shifted = {k: v.copy() for k, v in ref.items()}
     shifted["landmarks"][0, 0] += 0.02
-    m = detection_task_metrics(shifted, ref, labels, 0.1, 0.9, 0.1)
+    m = detection_task_metrics(shifted, ref, labels)
     assert m["detection"]["reference"] == "labels" and m["detection"]["keras"] == 1.0
     assert m["landmarks"]["keras"] < 1e-6 < m["landmarks"]["export"]
     assert m["landmarks"]["relative_loss"] > 0.1  # worse than a perfect reference by any margin

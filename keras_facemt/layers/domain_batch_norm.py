@@ -69,11 +69,16 @@ class DomainBatchNorm(keras.layers.Layer):
         self.moving_variance = self.add_weight(shape=(k, c), initializer="ones", name="moving_variance",
                                                trainable=False, aggregation="only_first_replica", autocast=False)
 
+    def _fixed_domain(self, domain):
+        """The one domain every example uses (frozen, no domain input, or shared BN), else None."""
+        if self.frozen_domain is not None:
+            return self.frozen_domain
+        return 0 if domain is None or self.num_domains == 1 else None
+
     def _domain_ids(self, x, domain):
-        batch = ops.shape(x)[0]
-        if self.frozen_domain is not None or domain is None or self.num_domains == 1:
-            d = 0 if self.frozen_domain is None else self.frozen_domain
-            return ops.full((batch,), d, dtype="int32")
+        d = self._fixed_domain(domain)
+        if d is not None:
+            return ops.full((ops.shape(x)[0],), d, dtype="int32")
         return ops.cast(ops.reshape(domain, (-1,)), "int32")
 
     def _broadcast(self, per_example, x):
@@ -113,12 +118,12 @@ class DomainBatchNorm(keras.layers.Layer):
         """
         scale_k = ops.cast(self.gamma, "float32") * ops.rsqrt(self.moving_variance + self.epsilon)  # [K, C]
         offset_k = ops.cast(self.beta, "float32") - self.moving_mean * scale_k
-        if self.frozen_domain is not None or domain is None or self.num_domains == 1:
-            d = 0 if self.frozen_domain is None else self.frozen_domain
+        d = self._fixed_domain(domain)
+        if d is not None:
             return x * scale_k[d] + offset_k[d]
         # Tables shaped [K, 1, ..., 1, C] gather straight into x's broadcast shape.
         table_shape = [self.num_domains] + [1] * (len(x.shape) - 2) + [x.shape[-1]]
-        ids = ops.cast(ops.reshape(domain, (-1,)), "int32")
+        ids = self._domain_ids(x, domain)
         scale = ops.take(ops.reshape(scale_k, table_shape), ids, axis=0)
         offset = ops.take(ops.reshape(offset_k, table_shape), ids, axis=0)
         return x * scale + offset

@@ -26,6 +26,13 @@ import numpy as np
 from keras_facemt.data import batch as batch_keys
 from keras_facemt.metrics.detection_ap import average_precision
 from keras_facemt.metrics.matched_landmark_error import match_to_ground_truth, matched_landmark_nme
+from keras_facemt.serving.verify import (
+    AGREEMENT_FLOOR,
+    AGREEMENT_NME_CEILING,
+    INT8_MAX_RELATIVE_LOSS,
+    metric_entry,
+    relative_loss,
+)
 
 DETECTION_OUTPUTS = ("boxes", "scores", "num_detections")
 
@@ -58,27 +65,17 @@ def _ground_truth(labels: Dict[str, np.ndarray], keep: np.ndarray) -> Tuple[list
     return boxes, points, vis
 
 
-def _entry(metric, keras_value, export_value, loss, limit, reference, examples) -> Dict[str, object]:
-    return {"metric": metric, "keras": float(keras_value), "export": float(export_value), "relative_loss": float(loss),
-            "limit": float(limit), "reference": reference, "examples": int(examples)}
-
-
-def _relative_loss(keras_value: float, export_value: float, higher_is_better: bool) -> float:
-    denom = max(abs(keras_value), 1e-12)
-    return (keras_value - export_value) / denom if higher_is_better else (export_value - keras_value) / denom
-
-
-def detection_task_metrics(outputs, reference, labels, relative_limit: float, agreement_floor: float,
-                           agreement_nme_ceiling: float) -> Dict[str, Dict[str, object]]:
+def detection_task_metrics(outputs, reference, labels) -> Dict[str, Dict[str, object]]:
     """Detection, landmark and embedding metrics of ``outputs`` against ``reference`` (Keras).
+
+    Limits are export verification's: ``INT8_MAX_RELATIVE_LOSS`` for a labelled metric,
+    ``AGREEMENT_FLOOR`` for AP/cosine agreement with the Keras model and
+    ``AGREEMENT_NME_CEILING`` for landmark NME against the Keras landmarks.
 
     Args:
         outputs, reference: the export's and the Keras model's outputs on the same images.
         labels: the verification labels (``bbox``/``face_mask``/``has_boxes``,
             ``landmarks``/``landmarks_visible`` in scenes mode), possibly empty.
-        relative_limit: largest relative loss of a labelled metric.
-        agreement_floor: smallest AP/cosine agreement with the Keras model.
-        agreement_nme_ceiling: largest landmark NME against the Keras landmarks.
 
     Returns:
         task -> ``metric``, ``keras``, ``export``, ``relative_loss`` (positive =
@@ -92,25 +89,22 @@ def detection_task_metrics(outputs, reference, labels, relative_limit: float, ag
     results: Dict[str, Dict[str, object]] = {}
     if labelled:
         gt_boxes, gt_points, gt_vis = _ground_truth(labels, keep)
-        k_ap = average_precision(list(zip(ref["boxes"], ref["scores"])), gt_boxes)["ap"]
-        e_ap = average_precision(list(zip(exp["boxes"], exp["scores"])), gt_boxes)["ap"]
-        results["detection"] = _entry("ap", k_ap, e_ap, _relative_loss(k_ap, e_ap, True), relative_limit,
-                                      "labels", keep.sum())
+        k_ap, e_ap = (average_precision(list(zip(d["boxes"], d["scores"])), gt_boxes)["ap"] for d in (ref, exp))
+        results["detection"] = metric_entry("ap", k_ap, e_ap, relative_loss(k_ap, e_ap, True),
+                                            INT8_MAX_RELATIVE_LOSS, "labels", keep.sum())
         if gt_points and ref["landmarks"]:
-            k = matched_landmark_nme(ref["boxes"], ref["scores"], ref["landmarks"], gt_boxes, gt_points, gt_vis,
-                                     normalizations=("inter_ocular",))["nme"]
-            e = matched_landmark_nme(exp["boxes"], exp["scores"], exp["landmarks"], gt_boxes, gt_points, gt_vis,
-                                     normalizations=("inter_ocular",))["nme"]
-            results["landmarks"] = _entry("nme", k, e, _relative_loss(k, e, False), relative_limit, "labels",
-                                          keep.sum())
+            k, e = (matched_landmark_nme(d["boxes"], d["scores"], d["landmarks"], gt_boxes, gt_points, gt_vis,
+                                         normalizations=("inter_ocular",))["nme"] for d in (ref, exp))
+            results["landmarks"] = metric_entry("nme", k, e, relative_loss(k, e, False), INT8_MAX_RELATIVE_LOSS,
+                                                "labels", keep.sum())
     elif sum(len(b) for b in ref["boxes"]):
         e_ap = average_precision(list(zip(exp["boxes"], exp["scores"])), ref["boxes"])["ap"]
-        results["detection"] = _entry("ap", 1.0, e_ap, 1.0 - e_ap, 1.0 - agreement_floor, "keras", keep.sum())
+        results["detection"] = metric_entry("ap", 1.0, e_ap, 1.0 - e_ap, 1.0 - AGREEMENT_FLOOR, "keras", keep.sum())
         if ref["landmarks"]:
             vis = [np.ones(p.shape[:2]) for p in ref["landmarks"]]
             e = matched_landmark_nme(exp["boxes"], exp["scores"], exp["landmarks"], ref["boxes"], ref["landmarks"],
                                      vis, normalizations=("box",))["nme_box"]
-            results["landmarks"] = _entry("nme_box", 0.0, e, e, agreement_nme_ceiling, "keras", keep.sum())
+            results["landmarks"] = metric_entry("nme_box", 0.0, e, e, AGREEMENT_NME_CEILING, "keras", keep.sum())
     if ref["embeddings"] and exp["embeddings"]:
         sims = []
         for rb, re_, eb, ee in zip(ref["boxes"], ref["embeddings"], exp["boxes"], exp["embeddings"]):
@@ -120,5 +114,6 @@ def detection_task_metrics(outputs, reference, labels, relative_limit: float, ag
                     sims.append(float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)))
         if sims or sum(len(b) for b in ref["boxes"]):
             cos = float(np.mean(sims)) if sims else 0.0
-            results["embedding"] = _entry("cosine", 1.0, cos, 1.0 - cos, 1.0 - agreement_floor, "keras", len(sims))
+            results["embedding"] = metric_entry("cosine", 1.0, cos, 1.0 - cos, 1.0 - AGREEMENT_FLOOR, "keras",
+                                                len(sims))
     return results

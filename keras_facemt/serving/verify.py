@@ -318,6 +318,19 @@ def _task_of_output(name: str):
     return None
 
 
+def relative_loss(keras_value: float, export_value: float, higher_is_better: bool) -> float:
+    """How much worse the export scores than Keras, relative to Keras's score (positive = worse)."""
+    denom = max(abs(keras_value), 1e-12)
+    return (keras_value - export_value) / denom if higher_is_better else (export_value - keras_value) / denom
+
+
+def metric_entry(metric: str, keras_value: float, export_value: float, loss: float, limit: float, reference: str,
+                 examples: int) -> Dict[str, object]:
+    """One task's row of ``task_metrics``."""
+    return {"metric": metric, "keras": float(keras_value), "export": float(export_value),
+            "relative_loss": float(loss), "limit": float(limit), "reference": reference, "examples": int(examples)}
+
+
 def task_metrics(
     outputs: Dict[str, np.ndarray], reference: Dict[str, np.ndarray], labels: Dict[str, np.ndarray]
 ) -> Dict[str, Dict[str, object]]:
@@ -331,9 +344,7 @@ def task_metrics(
     from keras_facemt.serving.detection_checks import detection_task_metrics, is_detection_output
 
     if is_detection_output(reference):
-        return detection_task_metrics(
-            outputs, reference, labels, INT8_MAX_RELATIVE_LOSS, AGREEMENT_FLOOR, AGREEMENT_NME_CEILING
-        )
+        return detection_task_metrics(outputs, reference, labels)
     results: Dict[str, Dict[str, object]] = {}
     for name in sorted(reference):
         task = _task_of_output(name)
@@ -363,18 +374,9 @@ def task_metrics(
             loss = e_val if metric == "nme" else 1.0 - e_val
             limit = AGREEMENT_NME_CEILING if metric == "nme" else 1.0 - AGREEMENT_FLOOR
         else:
-            denom = max(abs(k_val), 1e-12)
-            loss = (e_val - k_val) / denom if not higher_better else (k_val - e_val) / denom
+            loss = relative_loss(k_val, e_val, higher_better)
             limit = INT8_MAX_RELATIVE_LOSS
-        results[task_name] = {
-            "metric": metric,
-            "keras": k_val,
-            "export": e_val,
-            "relative_loss": float(loss),
-            "limit": limit,
-            "reference": source,
-            "examples": int(keep.sum()),
-        }
+        results[task_name] = metric_entry(metric, k_val, e_val, loss, limit, source, keep.sum())
     return results
 
 
