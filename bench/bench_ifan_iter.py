@@ -48,11 +48,11 @@ tf.get_logger().setLevel("ERROR")
 
 
 def machine_info() -> str:
-    from keras_facemt.machine import cpu_model
+    from keras_facemt.machine import cpu_model, usable_cores
 
     cpu = cpu_model()
     gpus = tf.config.list_physical_devices("GPU")
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    affinity = usable_cores()
     return (
         f"{platform.node()} | {platform.platform()} | {cpu} | {affinity} usable CPU cores | "
         f"GPUs: {len(gpus)} | python {platform.python_version()} | tensorflow {tf.__version__} | "

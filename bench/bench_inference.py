@@ -36,7 +36,7 @@ def machine_info() -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from keras_facemt.machine import cpu_model
+    from keras_facemt.machine import cpu_model, load_average
 
     cpu = cpu_model()
     versions = {"tensorflow": tf.__version__, "numpy": np.__version__}
@@ -45,7 +45,7 @@ def machine_info() -> dict:
             versions[mod] = __import__(mod).__version__
         except Exception:
             versions[mod] = "n/a"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = load_average()
     return {
         "cpu": cpu,
         "logical_cores": os.cpu_count(),

@@ -44,15 +44,15 @@ FLOOR = 5.0
 TASKS = ("landmarks", "parsing", "emotion")
 
 
-from keras_facemt.machine import cpu_model  # noqa: E402
+from keras_facemt.machine import cpu_model, load_average, usable_cores  # noqa: E402
 
 
 
 def machine_info() -> list:
     import keras
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cores = usable_cores()
+    load = load_average()
     return [
         ("CPU", cpu_model()),
         ("cores available", str(cores)),

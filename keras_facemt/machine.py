@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 from typing import Dict
@@ -24,17 +25,22 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def load_average() -> float:
+    """The 1-minute load average (NaN where the platform has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
 def machine_info() -> Dict[str, object]:
     """Platform, CPU, cores, load, Python and TensorFlow versions and devices."""
     import tensorflow as tf
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load = load_average()
     return {
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "usable_cores": usable_cores(),
-        "load_average_1min": None if load is None else round(load, 2),
+        "load_average_1min": None if math.isnan(load) else round(load, 2),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "devices": [d.device_type for d in tf.config.list_logical_devices()],

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_facemt.errors import ConfigError
+from keras_facemt.metrics.matched_landmark_error import matched_landmark_nme
 from keras_facemt.models.uniface import evaluation as ev
 from keras_facemt.models.uniface.experiments import get_experiment
 from keras_facemt.models.uniface.job import compare_variants, results_markdown
@@ -54,9 +55,9 @@ def test_baselines_and_matched_nme():
     gt_b = [np.array([[0.2, 0.2, 0.4, 0.4]])]
     gt_l = [gt_b[0][:, None, :2] + shape[None] * 0.2]
     assert ev.mean_shape_nme(shape, gt_b, gt_l, [np.ones((1, 5))]) < 1e-5
-    res = ev.matched_landmark_nme([gt_b[0]], [np.array([0.9])], [gt_l[0]], gt_b, gt_l, [np.ones((1, 5))], shape)
+    res = matched_landmark_nme([gt_b[0]], [np.array([0.9])], [gt_l[0]], gt_b, gt_l, [np.ones((1, 5))], shape)
     assert res["nme"] < 1e-6 and res["scored_faces"] == 1 and res["nme_box_mean_shape"] < 1e-5
-    res = ev.matched_landmark_nme([np.zeros((0, 4))], [np.zeros(0)], [np.zeros((0, 5, 2))], gt_b, gt_l,
+    res = matched_landmark_nme([np.zeros((0, 4))], [np.zeros(0)], [np.zeros((0, 5, 2))], gt_b, gt_l,
                                   [np.ones((1, 5))])
     assert res["unmatched_faces"] == 1 and np.isnan(res["nme"])
 

@@ -9,7 +9,7 @@ model in export verification).
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 

@@ -3,7 +3,7 @@
 * Detection: VOC AP at IoU 0.5 and the FDDB-style ROC (true-positive rate at fixed
   false-positive counts, Fig. 4) via ``keras_facemt.metrics``.
 * Landmarks: 5-point NME of the detection matched to each ground-truth face
-  (IoU >= 0.5); unmatched faces are counted, not scored. Two normalisers: the
+  (IoU >= 0.5, ``metrics.matched_landmark_error``); unmatched faces are counted, not scored. Two normalisers: the
   inter-ocular distance (MTFL) and the face-box size (AFLW style), since synthetic
   faces turn up to 75 degrees of yaw, where the inter-ocular distance shrinks towards
   zero and a few profile faces dominate the inter-ocular mean.
@@ -26,7 +26,6 @@ import numpy as np
 from keras_facemt.metrics.detection_ap import average_precision
 from keras_facemt.metrics.detection_roc import detection_roc
 from keras_facemt.metrics.landmark_error import nme
-from keras_facemt.metrics.matched_landmark_error import matched_landmark_nme  # noqa: F401 (part of this module's API)
 from keras_facemt.metrics.verification import verification_accuracy
 
 

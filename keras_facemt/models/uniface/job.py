@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_facemt.machine import machine_info
+from keras_facemt.metrics.matched_landmark_error import matched_landmark_nme
 from keras_facemt.configs.data import DataConfig
 from keras_facemt.data.landmarks import convert_points
 from keras_facemt.data.shards import read_manifest, write_json_atomic
@@ -165,8 +166,8 @@ def evaluate_variant(model, cfg, exp: UnifaceExperiment, data_dir: str, verifica
                                               iou_threshold=cfg.nms_iou_threshold)
     preds = ev.collect_scene_predictions(inf, build_dataset(scene_stream(exp, data_dir, "test", 0, False)))
     det = ev.detection_metrics(preds["det_boxes"], preds["det_scores"], preds["gt_boxes"], exp.fp_counts)
-    lm = ev.matched_landmark_nme(preds["det_boxes"], preds["det_scores"], preds["det_landmarks"], preds["gt_boxes"],
-                                 preds["gt_landmarks"], preds["gt_visible"], baselines["mean_shape"])
+    lm = matched_landmark_nme(preds["det_boxes"], preds["det_scores"], preds["det_landmarks"], preds["gt_boxes"],
+                              preds["gt_landmarks"], preds["gt_visible"], baselines["mean_shape"])
     images, robust_images, pairs, same, folds = verification_set
     emb, missing = ev.top_face_embeddings(detect_faces(inf, list(images), batch_size=32), cfg.embedding_dim)
     emb_r, missing_r = ev.top_face_embeddings(detect_faces(inf, robust_images, batch_size=32), cfg.embedding_dim)
