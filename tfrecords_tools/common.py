@@ -32,7 +32,7 @@ import multiprocessing
 import os
 import sys
 import time
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -42,6 +42,8 @@ from keras_facemt.data.landmarks import get_scheme
 from keras_facemt.data.shards import MANIFEST, ShardWriter, read_manifest
 from keras_facemt.errors import ConfigError, DataError, SchemaError
 from tfrecords_tools import image_header
+
+T = TypeVar("T")
 
 CONVERTER_FORMAT_VERSION = 1
 # Problem kinds reported in ``dataset.json`` and the summary line.
@@ -194,6 +196,21 @@ def read_lines(path: str) -> Iterator[Tuple[int, str]]:
     with open(path, "r", encoding="utf-8", errors="replace") as f:
         for i, line in enumerate(f, 1):
             yield i, line.rstrip("\r\n").rstrip()
+
+
+def parse_lines(path: str, parse: Callable[[str, str], T], problems: Problems) -> Iterator[T]:
+    """Yields ``parse(line, loc)`` for each non-blank line of a text annotation file.
+
+    A line whose ``parse`` raises ``Problem`` is recorded in ``problems`` (fatal
+    there under ``--strict``) and skipped.
+    """
+    for ln, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield parse(line, where(path, ln))
+        except Problem as p:
+            problems.add(p)
 
 
 def parse_floats(tokens: Sequence[str], loc: str, what: str) -> List[float]:

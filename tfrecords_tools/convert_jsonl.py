@@ -41,9 +41,8 @@ from tfrecords_tools.common import (
     Problem,
     Problems,
     Sample,
-    read_lines,
+    parse_lines,
     require_file,
-    where,
 )
 
 IMAGE_KEYS = {"image", "split", "coordinates", "landmark_scheme", "has_boxes", "parsing", "faces", "source_id"}
@@ -94,14 +93,7 @@ class JsonLinesConverter(Converter):
     def samples(self, problems: Problems) -> Iterator[Sample]:
         for path in self.files:
             base = self.image_root or os.path.dirname(path)
-            for ln, line in read_lines(path):
-                if not line.strip():
-                    continue
-                loc = where(path, ln)
-                try:
-                    yield self._parse(line, loc, base)
-                except Problem as p:
-                    problems.add(p)
+            yield from parse_lines(path, lambda line, loc, base=base: self._parse(line, loc, base), problems)
 
     def _parse(self, line: str, loc: str, base: str) -> Sample:
         try:

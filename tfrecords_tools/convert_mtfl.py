@@ -34,8 +34,7 @@ from tfrecords_tools.common import (
     box_around_points,
     find_file,
     parse_floats,
-    read_lines,
-    where,
+    parse_lines,
 )
 
 SPLIT_FILES = (("training.txt", "train"), ("testing.txt", "test"))
@@ -74,14 +73,7 @@ class MtflConverter(Converter):
 
     def samples(self, problems: Problems) -> Iterator[Sample]:
         for path, split in self._lists():
-            for ln, line in read_lines(path):
-                if not line.strip():
-                    continue
-                loc = where(path, ln)
-                try:
-                    yield self._parse(line, loc, split)
-                except Problem as p:
-                    problems.add(p)
+            yield from parse_lines(path, lambda line, loc, split=split: self._parse(line, loc, split), problems)
 
     def _parse(self, line: str, loc: str, split: str) -> Sample:
         tok = line.split()
