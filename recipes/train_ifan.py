@@ -23,6 +23,7 @@ Examples::
     python recipes/train_ifan.py --experiment ifan_3t_smoke --model-dir /tmp/smoke
     python recipes/train_ifan.py --tasks parsing,landmarks --iter 1
     python recipes/train_ifan.py --resume                         # continue a killed run
+    python recipes/train_ifan.py --deterministic                  # a repeatable run (same machine)
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", default=None,
                    help="fine-tuning epochs, or PRETRAIN,FINETUNE epochs (e.g. 30,200)")
     p.add_argument("--resume", action="store_true", help="continue the run in --model-dir from its checkpoint")
+    p.add_argument("--deterministic", action="store_true",
+                   help="TensorFlow op determinism: a rerun on the same machine and thread count gives the same "
+                        "weights and results")
     p.add_argument("--cache-dir", default=None, help="SynthFace cache root (default $FACEMT_CACHE_DIR or "
                                                      "~/.cache/keras_facemt/synth)")
     return p
@@ -115,6 +119,8 @@ def experiment_from_args(args):
         if len(parts) not in (1, 2) or min(parts) < 0:
             raise ConfigError(f"--epochs expects FINETUNE or PRETRAIN,FINETUNE (numbers >= 0). Received: --epochs {args.epochs}")
         exp = dataclasses.replace(exp, finetune_epochs=parts[-1], **({"pretrain_epochs": parts[0]} if len(parts) == 2 else {}))
+    if args.deterministic:
+        exp = dataclasses.replace(exp, deterministic=True)
     exp.model_config()  # validates the preset and the model overrides now, not after data generation
     return exp
 

@@ -286,6 +286,34 @@ def test_tflite_int8_uint8_io_and_size(model, data, tmp_path):
 
 
 @pytest.mark.slow
+def test_tflite_size_breakdown_and_stripped_names_run_the_same(export, data):
+    from keras_facemt.serving.tflite import TFLiteRunner, size_breakdown, strip_tensor_names
+
+    out, manifest = export
+    for q in ("float32", "int8"):
+        art = manifest["artifacts"][f"tflite_{q}"]
+        flat = open(os.path.join(out, art["path"]), "rb").read()
+        parts = size_breakdown(flat)
+        # The manifest records the same split; the parts add up to the file.
+        assert {k: art[k] for k in ("constant_bytes", "name_bytes", "quantization_bytes", "structure_bytes")} == {
+            k: parts[k] for k in ("constant_bytes", "name_bytes", "quantization_bytes", "structure_bytes")
+        }
+        assert parts["total_bytes"] == art["size_bytes"] == len(flat)
+        assert parts["constant_bytes"] + parts["name_bytes"] + parts["quantization_bytes"] + parts[
+            "structure_bytes"
+        ] == len(flat)
+        assert parts["name_bytes"] > 0 and parts["structure_bytes"] > 0
+        assert (parts["quantization_bytes"] > 0) == (q == "int8")
+        stripped = strip_tensor_names(flat)
+        assert size_breakdown(stripped)["name_bytes"] == 0 and len(stripped) < len(flat)
+        feed = {"image": data.inputs["image"][:3], "domain": data.inputs["domain"][:3]}
+        want, got = TFLiteRunner(flat)(feed), TFLiteRunner(stripped)(feed)
+        assert sorted(got) == sorted(want)
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+
+
+@pytest.mark.slow
 def test_domain_input_changes_outputs_and_frozen_export(model, data, tmp_path):
     from keras_facemt.serving.onnx_export import OnnxRunner
     from keras_facemt.serving.tflite import TFLiteRunner

@@ -151,3 +151,29 @@ def test_smoke_experiment_beats_every_trivial_baseline(run, tmp_path, capsys):
     a, b = from_keras(feed, training=False), from_ckpt(feed, training=False)
     for key in ("landmarks", "parsing_logits", "emotion_logits"):
         np.testing.assert_allclose(np.asarray(a[key]), np.asarray(b[key]), atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_deterministic_rerun_gives_the_same_weights_and_results(tmp_path, monkeypatch, capsys):
+    """``--deterministic``: a rerun of the same experiment on this machine is identical."""
+    import keras
+
+    from keras_facemt.serving.keras_format import load_model
+
+    monkeypatch.setenv("FACEMT_CACHE_DIR", str(tmp_path / "cache"))
+    recipe = _recipe()
+    runs = []
+    for name in ("a", "b"):
+        argv = ["--experiment", "ifan_3t_smoke", "--tasks", "landmarks,emotion", "--epochs", "1,1",
+                "--deterministic", "--model-dir", str(tmp_path / name)]
+        assert recipe.main(argv) == 0, capsys.readouterr().err
+        with open(tmp_path / name / "results.json") as f:
+            results = json.load(f)
+        assert results["experiment_config"]["deterministic"] is True
+        runs.append((results, load_model(str(tmp_path / name / "model.keras"))))
+    (ra, ma), (rb, mb) = runs
+    assert ra["final"] == rb["final"]
+    assert [h["metrics"] for h in ra["history"]] == [h["metrics"] for h in rb["history"]]
+    for va, vb in zip(ma.weights, mb.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(va), keras.ops.convert_to_numpy(vb), err_msg=va.path)

@@ -90,6 +90,9 @@ class IFANExperiment:
         calibration_batches: training batches per task used for that.
         init_landmark_prior: start the landmark decoder at the mean training shape
             (``ifan_job.initialize_landmark_prior``).
+        deterministic: TensorFlow op determinism (``TrainerConfig.deterministic``):
+            the same experiment, seed and thread count give the same weights and
+            results on one machine.
     """
 
     name: str
@@ -116,6 +119,7 @@ class IFANExperiment:
     recalibrate_bn: bool = True
     calibration_batches: int = 2
     init_landmark_prior: bool = True
+    deterministic: bool = False
 
     def __post_init__(self):
         from keras_facemt.training.hybrid import check_tasks

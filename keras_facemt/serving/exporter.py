@@ -241,9 +241,8 @@ def export_model(
                 }
                 summary = op_summary(flat, source=rel)
                 artifacts[f"tflite_{q}"].update(
-                    constant_bytes=summary["constant_bytes"],
-                    num_tensors=summary["num_tensors"],
-                    num_ops=summary["num_ops"],
+                    {k: summary[k] for k in ("constant_bytes", "name_bytes", "quantization_bytes",
+                                             "structure_bytes", "num_tensors", "num_ops")}
                 )
                 if q == "int8":
                     artifacts[f"tflite_{q}"].update(

@@ -262,9 +262,12 @@ def op_summary(flatbuffer: bytes, source: str = "<bytes>") -> Dict[str, object]:
     Returns:
         ``ops`` (op name -> count), ``int8_ops`` (count of compute ops with integer
         outputs), ``float_ops`` (op name -> count of compute ops with float outputs,
-        bookkeeping ops such as QUANTIZE/RESHAPE excluded), ``full_integer``,
-        ``constant_bytes`` (weights and other constant buffers), ``num_tensors`` and
-        ``num_ops`` (the graph structure the rest of the file holds).
+        bookkeeping ops such as QUANTIZE/RESHAPE excluded), ``full_integer``, and
+        the file's ``size_breakdown`` (constant, name, quantization and structure
+        bytes; tensor and op counts).
+
+    Raises:
+        ExportError: if the LiteRT runtime rejects the model.
     """
     from ai_edge_litert.interpreter import Interpreter
 
@@ -286,19 +289,72 @@ def op_summary(flatbuffer: bytes, source: str = "<bytes>") -> Dict[str, object]:
             float_ops[name] = float_ops.get(name, 0) + 1
         elif dtype in (np.int8, np.uint8, np.int16):
             int8_ops += 1
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    fb = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
-    constant_bytes = sum(len(b.data) for b in fb.buffers if b.data is not None)
     return {
         "ops": dict(sorted(ops.items())),
         "int8_ops": int8_ops,
         "float_ops": dict(sorted(float_ops.items())),
         "full_integer": not float_ops,
+        **size_breakdown(flatbuffer),
+    }
+
+
+def size_breakdown(flatbuffer: bytes) -> Dict[str, int]:
+    """Where the bytes of a TFLite file go.
+
+    Quantization shrinks only the constant buffers (weights 4x for int8); the rest
+    of the flatbuffer is graph structure that every format of the same graph pays:
+    one table per tensor (name, shape, type, buffer index, quantization parameters:
+    a float32 scale and an int64 zero point per tensor or per output channel) and
+    one per operator (inputs, outputs, options). A small model unrolled several
+    times (iFAN's ITER iterations share weights but not ops) is therefore far from
+    the 4x of its weights as a whole file.
+
+    Returns:
+        ``total_bytes``; ``constant_bytes`` (the buffers: weights and other
+        constants); ``name_bytes`` (tensor names); ``quantization_bytes`` (scale,
+        zero point, min and max arrays); ``structure_bytes`` (the rest: tensor and
+        operator tables, signatures, metadata, alignment); ``num_tensors``;
+        ``num_ops``.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    fb = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    tensors = [t for g in fb.subgraphs for t in g.tensors]
+    constant_bytes = sum(len(b.data) for b in fb.buffers if b.data is not None)
+    name_bytes = sum(len(t.name or b"") for t in tensors)
+    quantization_bytes = 0
+    for t in tensors:
+        q = t.quantization
+        if q is not None:
+            for field in (q.scale, q.zeroPoint, q.min, q.max):
+                if field is not None:
+                    quantization_bytes += np.asarray(field).nbytes
+    total = len(flatbuffer)
+    return {
+        "total_bytes": int(total),
         "constant_bytes": int(constant_bytes),
-        "num_tensors": int(sum(len(g.tensors) for g in fb.subgraphs)),
+        "name_bytes": int(name_bytes),
+        "quantization_bytes": int(quantization_bytes),
+        "structure_bytes": int(total - constant_bytes - name_bytes - quantization_bytes),
+        "num_tensors": len(tensors),
         "num_ops": int(sum(len(g.operators) for g in fb.subgraphs)),
     }
+
+
+def strip_tensor_names(flatbuffer: bytes) -> bytes:
+    """The same model with every tensor name emptied (signatures keep their keys).
+
+    Signature inputs and outputs refer to tensors by index, so a stripped model runs
+    through ``get_signature_runner`` unchanged; only debugging tools that show
+    tensor names (Netron, the interpreter's tensor details) lose them.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    fb = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    for g in fb.subgraphs:
+        for t in g.tensors:
+            t.name = b""
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(fb))
 
 
 class TFLiteRunner:

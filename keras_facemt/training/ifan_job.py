@@ -206,7 +206,7 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
         streams=train_streams,
         phases=phases,
         config=TrainerConfig(model_dir=model_dir, steps_per_loop=exp.steps_per_loop, optimizer=exp.optimizer,
-                             seed=exp.seed),
+                             seed=exp.seed, deterministic=exp.deterministic),
         strategy=strategy,
         eval_fn=eval_fn,
     )
