@@ -36,15 +36,11 @@ def machine_info() -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from keras_facemt.machine import cpu_model, load_average
+    from keras_facemt.machine import cpu_model, load_average, package_versions
 
     cpu = cpu_model()
-    versions = {"tensorflow": tf.__version__, "numpy": np.__version__}
-    for mod in ("keras", "onnxruntime", "ai_edge_litert", "tf2onnx"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except Exception:
-            versions[mod] = "n/a"
+    versions = {"tensorflow": tf.__version__, "numpy": np.__version__,
+                **package_versions(("keras", "onnxruntime", "ai_edge_litert", "tf2onnx"))}
     load = load_average()
     return {
         "cpu": cpu,

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 
@@ -40,17 +39,10 @@ DOMAINS = ("studio", "webcam", "outdoor")
 
 
 def machine_info() -> dict:
-    import tensorflow as tf
+    from keras_facemt.machine import machine_info as base_info
+    from keras_facemt.machine import package_versions
 
-    from keras_facemt.machine import cpu_model
-
-    versions = {"tensorflow": tf.__version__}
-    for mod in ("keras", "ai_edge_litert"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except Exception:
-            versions[mod] = "n/a"
-    return {"cpu": cpu_model(), "python": platform.python_version(), "platform": platform.platform(), **versions}
+    return {**base_info(), **package_versions(("keras", "ai_edge_litert"))}
 
 
 def calibration_samples(image_size: int, num_domains: int, count: int, takes_domain: bool):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
-from typing import Dict
+from typing import Dict, Sequence
 
 
 def cpu_model() -> str:
@@ -45,3 +45,14 @@ def machine_info() -> Dict[str, object]:
         "tensorflow": tf.__version__,
         "devices": [d.device_type for d in tf.config.list_logical_devices()],
     }
+
+
+def package_versions(modules: Sequence[str]) -> Dict[str, str]:
+    """``__version__`` of each module in ``modules``, ``"n/a"`` where it does not import."""
+    versions = {}
+    for name in modules:
+        try:
+            versions[name] = str(__import__(name).__version__)
+        except Exception:
+            versions[name] = "n/a"
+    return versions

@@ -85,6 +85,26 @@ def test_run_dir_with_model_keras(tmp_path):
         np.testing.assert_allclose(np.asarray(a[key]), np.asarray(b[key]), atol=1e-6)
 
 
+def test_keras_file_of_a_run_dir_takes_its_domains_and_each_dir_is_verified_in_its_own(tmp_path):
+    from keras_facemt.errors import ExportError
+    from keras_facemt.serving.verification_data import load_verification_data
+
+    write_run_dir(str(tmp_path / "run"), checkpoint=False)
+    model, info = load_model_source(str(tmp_path / "run" / "model.keras"))
+    assert info["system"] == "ifan" and info["domains"] == DOMAINS
+    dirs = synth_data(tmp_path / "data", 32, count=8)
+    for d, (name, domain) in zip(dirs, DOMAINS.items()):
+        data = load_verification_data(model, [d], "test", 4, info["domains"])
+        assert set(data.inputs["domain"].tolist()) == {domain}, name
+    # Data of a dataset the model was not trained on: no guessed BN domain.
+    with pytest.raises(ExportError, match=r"synth_landmarks.*not one of the model's training domains.*--domain"):
+        load_verification_data(model, dirs[:1], "test", 4, {"helen": 0, "mtfl": 1})
+    # Frozen to one domain, any data is verified in it; without domain names, domain 0.
+    assert set(load_verification_data(model, dirs[:1], "test", 4, {"helen": 0}, frozen_domain=2)
+               .inputs["domain"].tolist()) == {2}
+    assert set(load_verification_data(model, dirs[1:2], "test", 4, {}).inputs["domain"].tolist()) == {0}
+
+
 def test_model_dir_without_checkpoint(tmp_path, capsys):
     empty = tmp_path / "no_ckpt"
     empty.mkdir()
@@ -203,7 +223,7 @@ def test_ifan_small_every_format_passes_and_int8_is_small(tmp_path):
     assert len(checks) == 10  # keras, 1 + 3 SavedModel, 4 TFLite, ONNX
     arts = manifest["artifacts"]
     int8_art, f32_art = arts["tflite_int8"], arts["tflite_float32"]
-    # The weights shrink 3.5x or more; the whole file less (measured 2.77x): the graph
+    # The weights shrink 3.5x or more; the whole file less (measured 2.76x): the graph
     # structure (about 900 tensors and 650 ops for 405k parameters over three unrolled
     # iterations, each tensor with its name, shape and quantization) is a fixed cost
     # that int8 does not shrink. A 1/3.5 file would leave int8 fewer bytes beside its

@@ -136,6 +136,15 @@ def test_smoke_experiment_beats_every_trivial_baseline(run, tmp_path, capsys):
     # hardest task of this budget; the margin measured is about 4 points).
     assert final["emotion"][last]["accuracy"] > base["emotion"]["chance"] + 0.02
     # Every stage was evaluated (Fig. 7): three pre-training stages and fine-tuning.
+    # run_config.json names every training dataset's BN domain (and each task's), so
+    # `facemt export --data DIR` verifies each directory in the domain it trained in.
+    with open(out_dir / "run_config.json") as f:
+        run_config = json.load(f)
+    for task, data_dir in run_config["datasets"].items():
+        with open(os.path.join(data_dir, "dataset.json")) as f:
+            names = list(json.load(f)["datasets"])
+        assert names and all(run_config["domains"][n] == run_config["domains"][task] for n in names), task
+    assert sorted(run_config["domains"][t] for t in run_config["datasets"]) == [0, 1, 2]
     stages = [h["stage"] for h in results["history"]]
     assert stages[:3] == ["pretrain_parsing", "pretrain_landmarks", "pretrain_emotion"] and stages[-1] == "finetune"
     # The run is exportable both ways: model.keras and the checkpoint rebuilt from
@@ -165,7 +174,7 @@ def test_deterministic_rerun_gives_the_same_weights_and_results(tmp_path, monkey
     recipe = _recipe()
     runs = []
     for name in ("a", "b"):
-        argv = ["--experiment", "ifan_3t_smoke", "--tasks", "landmarks,emotion", "--epochs", "1,1",
+        argv = ["--experiment", "ifan_3t_smoke", "--tasks", "landmarks,emotion", "--epochs", "0.5,0.5",
                 "--deterministic", "--model-dir", str(tmp_path / name)]
         assert recipe.main(argv) == 0, capsys.readouterr().err
         with open(tmp_path / name / "results.json") as f:

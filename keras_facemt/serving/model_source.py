@@ -106,6 +106,19 @@ def restore_all_variables(model, prefix: str) -> None:
         )
 
 
+def _keras_file_source(path: str, info: Dict[str, object]) -> Tuple[object, Dict[str, object]]:
+    """A ``.keras`` file and what its run's ``run_config.json`` (``info``, may be empty) records."""
+    from keras_facemt.serving.keras_format import load_model
+
+    return load_model(path), {
+        "source": path,
+        "domains": info.get("domains") or {},
+        "system": info.get("system"),
+        "preset": info.get("preset"),
+        "config": info.get("config"),
+    }
+
+
 def load_model_source(path: str) -> Tuple[object, Dict[str, object]]:
     """Loads the model to export and what the manifest should record about it.
 
@@ -120,15 +133,15 @@ def load_model_source(path: str) -> Tuple[object, Dict[str, object]]:
     Raises:
         CheckpointError: naming ``path`` when it holds no usable checkpoint.
     """
-    from keras_facemt.serving.keras_format import load_model
     from keras_facemt.training import checkpointing
 
     path = os.path.abspath(path)
     if os.path.isfile(path):
         if not path.endswith(".keras"):
             raise CheckpointError(f"{path}: not a '.keras' file or a run directory.")
-        model = load_model(path)
-        return model, {"source": path, "domains": {}, "system": None, "preset": None, "config": None}
+        # A run directory's model.keras: its run_config.json says which domains are which.
+        beside = os.path.join(os.path.dirname(path), RUN_CONFIG)
+        return _keras_file_source(path, read_run_config(os.path.dirname(path)) if os.path.exists(beside) else {})
     if not os.path.isdir(path):
         raise CheckpointError(f"{path}: no such model directory or '.keras' file.")
     info = read_run_config(path) if os.path.exists(os.path.join(path, RUN_CONFIG)) else {}
@@ -136,14 +149,7 @@ def load_model_source(path: str) -> Tuple[object, Dict[str, object]]:
     if prefix is None:
         keras_file = os.path.join(path, "model.keras")
         if os.path.exists(keras_file):
-            model = load_model(keras_file)
-            return model, {
-                "source": keras_file,
-                "domains": info.get("domains") or {},
-                "system": info.get("system"),
-                "preset": info.get("preset"),
-                "config": info.get("config"),
-            }
+            return _keras_file_source(keras_file, info)
         raise CheckpointError(
             f"{path}: no checkpoint found (looked for a trainer checkpoint in "
             f"{checkpointing.checkpoint_dir(path)} and for model.keras)."

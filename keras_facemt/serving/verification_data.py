@@ -31,13 +31,34 @@ def model_tasks(model) -> List[str]:
 
 
 def _domain_of(data_dir: str, split: str, domains: Dict[str, int], frozen_domain: Optional[int]) -> int:
+    """The BN domain ``data_dir``'s examples are verified in.
+
+    The frozen domain if the export freezes one; else the training domain of the
+    directory's dataset names (``run_config.json`` ``domains``); 0 when the model
+    came without domain names (a bare ``.keras`` file).
+
+    Raises:
+        ExportError: when the model's training domains are known but the directory's
+            datasets are not among them, or map to different domains: verifying in a
+            guessed domain would report another dataset's BN statistics as this
+            model's accuracy.
+    """
     from keras_facemt.data import shards
 
     if frozen_domain is not None:
         return int(frozen_domain)
+    if not domains:
+        return 0
     names = sorted((shards.read_manifest(data_dir).get("datasets") or {}).keys())
-    known = [domains[n] for n in names if n in domains]
-    return int(known[0]) if known else 0
+    known = sorted({int(domains[n]) for n in names if n in domains})
+    if len(known) != 1:
+        problem = "is not one of" if not known else "maps to several domains of"
+        raise ExportError(
+            f"{data_dir}: its dataset(s) {names} {problem} the model's training domains {dict(domains)}, "
+            f"so the BN domain to verify its {split} examples in is unknown. Pass data the model was trained "
+            f"on, or freeze one domain with --domain NAME."
+        )
+    return known[0]
 
 
 def load_verification_data(

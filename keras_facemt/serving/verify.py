@@ -8,14 +8,12 @@ real examples from the input pipeline (never zeros):
   signatures; TFLite float32; ONNX Runtime): every output within
   ``1e-4 x`` its scale (the largest absolute value the Keras model produces
   for that output on the same inputs).
-* TFLite float16: 99.9% of each output's values within ``1e-2 x`` the scale
-  (the maximum is reported). A percentile, because a model with a thresholded
-  step inside -- iFAN's landmark heat maps are "distance <= radius" -- can flip
-  a boundary pixel of a heat map when float16 weight rounding moves a point by
-  ~1e-4, which moves the logits of a few pixels after the feedback. Measured on
-  the iFAN small preset: iteration-0 parsing logits differ by at most 8.5e-4 of
-  their scale, after the feedback at most 7.5e-3 (1.6e-2 with another seed) while
-  the 99.9th percentile stays at 5e-4.
+* TFLite float16: every output within ``1e-2 x`` its scale. This holds for iFAN
+  because its landmark heat maps have an anti-aliased rim
+  (``models/ifan/reencoders.render_landmark_heatmaps``): with a hard "distance <=
+  radius" threshold, float16 weight rounding moved a point by ~1e-4, flipped a
+  boundary pixel, and the feedback moved a few logits by up to 1.6e-2 of their
+  scale (float32 runtimes too, by 2e-3, on 768 examples of a trained model).
 * TFLite dynamic-range and int8: the change of each task's own metric on
   held-out data -- landmark NME (inter-ocular), parsing overall F-score
   (iFAN/Smith et al. classes), attribute accuracy -- against the labels; int8
@@ -42,8 +40,6 @@ from keras_facemt.serving import signatures as sig
 
 FLOAT32_TOLERANCE = 1e-4
 FLOAT16_TOLERANCE = 1e-2
-# float16 bounds the 99.9th percentile of |diff| (the maximum is reported): see the module docstring.
-FLOAT16_QUANTILE = 0.999
 INT8_MAX_RELATIVE_LOSS = 0.10
 # Without labels: the minimum agreement with Keras (F-score, accuracy) and the
 # largest landmark NME to the Keras points an int8 model may show.
@@ -217,15 +213,8 @@ def compare_outputs(
     reference: Dict[str, np.ndarray],
     outputs: Dict[str, np.ndarray],
     tolerance: float,
-    quantile: Optional[float] = None,
 ) -> Check:
-    """Parity check: every reference output within ``tolerance x scale``.
-
-    Args:
-        quantile: ``None`` bounds the maximum absolute difference; a value such as
-            ``0.999`` bounds that quantile of the absolute differences instead (the
-            maximum is still reported).
-    """
+    """Parity check: every value of every reference output within ``tolerance x scale``."""
     missing = sorted(set(reference) - set(outputs))
     if missing:
         return Check(
@@ -248,28 +237,12 @@ def compare_outputs(
                 artifact, runtime, "parity", False, f"output {name!r} holds NaN/Inf where the Keras model is finite"
             )
         scale = max(float(np.abs(ref).max(initial=0.0)), _SCALE_FLOOR)
-        diff = np.abs(got - ref)
-        err = float(diff.max(initial=0.0))
-        bounded = err if quantile is None or not diff.size else float(np.quantile(diff, quantile))
-        errors[name] = {
-            "max_abs_error": err,
-            "scale": scale,
-            "relative_error": err / scale,
-            "bounded_relative_error": bounded / scale,
-            "bounded_statistic": "max" if quantile is None else f"quantile {quantile:g}",
-            "tolerance": tolerance,
-        }
-        if bounded > tolerance * scale:
-            what = "max |diff|" if quantile is None else f"{quantile:g} quantile of |diff|"
-            bad.append(f"{name}: {what} {bounded:.3g} > {tolerance:g} x scale {scale:.3g}")
+        err = float(np.abs(got - ref).max(initial=0.0))
+        errors[name] = {"max_abs_error": err, "scale": scale, "relative_error": err / scale, "tolerance": tolerance}
+        if err > tolerance * scale:
+            bad.append(f"{name}: max |diff| {err:.3g} > {tolerance:g} x scale {scale:.3g}")
     worst = max(e["relative_error"] for e in errors.values())
-    worst_bounded = max(e["bounded_relative_error"] for e in errors.values())
-    if bad:
-        message = "; ".join(bad)
-    elif quantile is None:
-        message = f"max relative error {worst:.2e} <= {tolerance:g}"
-    else:
-        message = f"{quantile:g} quantile relative error {worst_bounded:.2e} <= {tolerance:g} (max {worst:.2e})"
+    message = "; ".join(bad) if bad else f"max relative error {worst:.2e} <= {tolerance:g}"
     return Check(artifact, runtime, "parity", not bad, message, errors=errors)
 
 
@@ -524,21 +497,10 @@ def verify_artifacts(
             def runner(feed, path=path):
                 return TFLiteRunner(path)(feed)
 
-            if quant == "float32":
+            if quant in ("float32", "float16"):
+                tol = FLOAT16_TOLERANCE if quant == "float16" else FLOAT32_TOLERANCE
                 report.checks.append(
-                    run_check(
-                        rel, "ai_edge_litert", runner, float_feed,
-                        parity(rel, "ai_edge_litert", ref, FLOAT32_TOLERANCE),
-                    )
-                )
-            elif quant == "float16":
-                report.checks.append(
-                    run_check(
-                        rel, "ai_edge_litert", runner, float_feed,
-                        lambda out, rel=rel: compare_outputs(
-                            rel, "ai_edge_litert", ref, out, FLOAT16_TOLERANCE, FLOAT16_QUANTILE
-                        ),
-                    )
+                    run_check(rel, "ai_edge_litert", runner, float_feed, parity(rel, "ai_edge_litert", ref, tol))
                 )
             else:
                 feed = signature_inputs(heldout, sig.SERVING_DEFAULT, takes_domain)

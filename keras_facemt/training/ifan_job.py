@@ -126,6 +126,26 @@ def stage_of(phase_name: str) -> str:
     return head if head and tail.isdigit() else phase_name
 
 
+def training_domains(exp: IFANExperiment, dirs: Mapping[str, str]) -> Dict[str, int]:
+    """BN domain id of every training dataset, by name, for ``run_config.json``.
+
+    Export reads a ``--data`` directory's dataset names (``dataset.json``) to pick the
+    BN domain its examples are verified in, and ``--domain NAME`` freezes one; both
+    take these names. Each task's datasets map to the task's domain; the task names
+    map to it too (``--domain landmarks``). A dataset name used by two tasks with
+    different domains is left out (ambiguous): its directories then need a frozen
+    ``--domain``.
+    """
+    domains: Dict[str, int] = {t: exp.domain_id(t) for t in exp.tasks}
+    ambiguous = set()
+    for task in exp.tasks:
+        for name in (shards.read_manifest(dirs[task]).get("datasets") or {}):
+            if name in domains and domains[name] != exp.domain_id(task):
+                ambiguous.add(name)
+            domains.setdefault(name, exp.domain_id(task))
+    return {n: i for n, i in domains.items() if n not in ambiguous}
+
+
 def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional[str] = None, strategy=None,
                         resume: bool = False, log: Callable = print) -> Dict[str, object]:
     """Trains and evaluates ``exp``; writes checkpoints, logs and reports into ``model_dir``.
@@ -195,7 +215,7 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
     shards.write_json_atomic(os.path.join(model_dir, RUN_CONFIG), {
         "system": "ifan", "preset": exp.model_preset,
         "config": _jsonable(dataclasses.asdict(model_cfg)),
-        "domains": {t: exp.domain_id(t) for t in exp.tasks},
+        "domains": training_domains(exp, dirs),
         "datasets": {t: dirs[t] for t in exp.tasks},
     })
     log(f"Training {exp.name}: tasks {list(exp.tasks)}, ITER={exp.iterations}, "
