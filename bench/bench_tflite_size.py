@@ -88,6 +88,13 @@ def _kb(n: int) -> str:
     return f"{n / 1024:,.0f}"
 
 
+def non_weight_bytes(row: dict) -> tuple:
+    """``(budget, float32)``: the bytes a 1/FLOOR_RATIO int8 file may spend beside its
+    weights, and what the float32 file of the same graph spends beside its own."""
+    f, q = row["float32"], row["int8"]
+    return f["total_bytes"] / FLOOR_RATIO - q["constant_bytes"], f["total_bytes"] - f["constant_bytes"]
+
+
 def table(info: dict, rows: list) -> str:
     lines = [
         "## TFLite file sizes (bench/bench_tflite_size.py)",
@@ -102,7 +109,7 @@ def table(info: dict, rows: list) -> str:
     ]
     for r in rows:
         f, q = r["float32"], r["int8"]
-        budget = f["total_bytes"] / FLOOR_RATIO - q["constant_bytes"]
+        budget, float_non_weight = non_weight_bytes(r)
         lines.append(
             f"| {r['preset']} | {r['iterations']} | {r['parameters']:,} | {f['num_ops']}/{q['num_ops']} "
             f"| {f['num_tensors']}/{q['num_tensors']} "
@@ -112,7 +119,7 @@ def table(info: dict, rows: list) -> str:
             f"{_kb(q['quantization_bytes'])} + {_kb(q['structure_bytes'])} "
             f"| {f['constant_bytes'] / q['constant_bytes']:.2f}x | {f['total_bytes'] / q['total_bytes']:.2f}x "
             f"| {f['stripped_bytes'] / q['stripped_bytes']:.2f}x "
-            f"| {_kb(max(0, int(budget)))} | {_kb(f['total_bytes'] - f['constant_bytes'])} |"
+            f"| {_kb(max(0, int(budget)))} | {_kb(float_non_weight)} |"
         )
     return "\n".join(lines)
 
@@ -124,7 +131,7 @@ def floor_check(rows: list, preset: str = "small") -> str:
     f, q = row["float32"], row["int8"]
     ratio = f["total_bytes"] / q["total_bytes"]
     verdict = "PASS" if ratio >= FLOOR_RATIO else "FAIL"
-    budget = f["total_bytes"] / FLOOR_RATIO - q["constant_bytes"]
+    budget, float_non_weight = non_weight_bytes(row)
     line = (
         f"Floor (iFAN {preset}, ITER={row['iterations']}: TFLite int8 <= float32 / {FLOOR_RATIO}): {verdict} -- "
         f"{ratio:.2f}x (weights {f['constant_bytes'] / q['constant_bytes']:.2f}x)."
@@ -132,7 +139,7 @@ def floor_check(rows: list, preset: str = "small") -> str:
     if verdict == "FAIL":
         line += (
             f" The int8 file may spend {_kb(max(0, int(budget)))} KiB beyond its weights; the float32 file of the "
-            f"same graph already spends {_kb(f['total_bytes'] - f['constant_bytes'])} KiB on names and structure."
+            f"same graph already spends {_kb(float_non_weight)} KiB on names and structure."
         )
     return line
 

@@ -106,6 +106,11 @@ def restore_all_variables(model, prefix: str) -> None:
         )
 
 
+def _run_config_if_any(directory: str) -> Dict[str, object]:
+    """``run_config.json`` of ``directory``, or ``{}`` when it has none."""
+    return read_run_config(directory) if os.path.exists(os.path.join(directory, RUN_CONFIG)) else {}
+
+
 def _keras_file_source(path: str, info: Dict[str, object]) -> Tuple[object, Dict[str, object]]:
     """A ``.keras`` file and what its run's ``run_config.json`` (``info``, may be empty) records."""
     from keras_facemt.serving.keras_format import load_model
@@ -140,11 +145,10 @@ def load_model_source(path: str) -> Tuple[object, Dict[str, object]]:
         if not path.endswith(".keras"):
             raise CheckpointError(f"{path}: not a '.keras' file or a run directory.")
         # A run directory's model.keras: its run_config.json says which domains are which.
-        beside = os.path.join(os.path.dirname(path), RUN_CONFIG)
-        return _keras_file_source(path, read_run_config(os.path.dirname(path)) if os.path.exists(beside) else {})
+        return _keras_file_source(path, _run_config_if_any(os.path.dirname(path)))
     if not os.path.isdir(path):
         raise CheckpointError(f"{path}: no such model directory or '.keras' file.")
-    info = read_run_config(path) if os.path.exists(os.path.join(path, RUN_CONFIG)) else {}
+    info = _run_config_if_any(path)
     prefix = checkpointing.latest_checkpoint(path)
     if prefix is None:
         keras_file = os.path.join(path, "model.keras")

@@ -244,13 +244,18 @@ def _convert_int8(converter, samples: List[Dict[str, np.ndarray]], io_dtype: str
     )
 
 
-def _float32_scoped_nodes(flatbuffer: bytes) -> List[str]:
-    """Names of the nodes built under ``ops.precision.float32_scope`` in a (calibrated) model."""
+def _model_object(flatbuffer: bytes):
+    """The flatbuffer as TFLite's mutable Python object model (``ModelT``)."""
     from tensorflow.lite.tools import flatbuffer_utils
 
+    return flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+
+
+def _float32_scoped_nodes(flatbuffer: bytes) -> List[str]:
+    """Names of the nodes built under ``ops.precision.float32_scope`` in a (calibrated) model."""
     from keras_facemt.ops.precision import FLOAT32_SCOPE
 
-    fb = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    fb = _model_object(flatbuffer)
     names = (t.name.decode() if isinstance(t.name, bytes) else str(t.name or "")
              for g in fb.subgraphs for t in g.tensors)
     return list(dict.fromkeys(n for n in names if FLOAT32_SCOPE in n))
@@ -316,9 +321,7 @@ def size_breakdown(flatbuffer: bytes) -> Dict[str, int]:
         operator tables, signatures, metadata, alignment); ``num_tensors``;
         ``num_ops``.
     """
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    fb = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    fb = _model_object(flatbuffer)
     tensors = [t for g in fb.subgraphs for t in g.tensors]
     constant_bytes = sum(len(b.data) for b in fb.buffers if b.data is not None)
     name_bytes = sum(len(t.name or b"") for t in tensors)
@@ -350,7 +353,7 @@ def strip_tensor_names(flatbuffer: bytes) -> bytes:
     """
     from tensorflow.lite.tools import flatbuffer_utils
 
-    fb = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    fb = _model_object(flatbuffer)
     for g in fb.subgraphs:
         for t in g.tensors:
             t.name = b""

@@ -30,8 +30,9 @@ def model_tasks(model) -> List[str]:
     return sorted(set(tasks))
 
 
-def _domain_of(data_dir: str, split: str, domains: Dict[str, int], frozen_domain: Optional[int]) -> int:
-    """The BN domain ``data_dir``'s examples are verified in.
+def _domain_of(data_dir: str, manifest: Dict[str, object], split: str, domains: Dict[str, int],
+               frozen_domain: Optional[int]) -> int:
+    """The BN domain ``data_dir``'s examples (its ``dataset.json`` is ``manifest``) are verified in.
 
     The frozen domain if the export freezes one; else the training domain of the
     directory's dataset names (``run_config.json`` ``domains``); 0 when the model
@@ -43,13 +44,11 @@ def _domain_of(data_dir: str, split: str, domains: Dict[str, int], frozen_domain
             guessed domain would report another dataset's BN statistics as this
             model's accuracy.
     """
-    from keras_facemt.data import shards
-
     if frozen_domain is not None:
         return int(frozen_domain)
     if not domains:
         return 0
-    names = sorted((shards.read_manifest(data_dir).get("datasets") or {}).keys())
+    names = sorted((manifest.get("datasets") or {}).keys())
     known = sorted({int(domains[n]) for n in names if n in domains})
     if len(known) != 1:
         problem = "is not one of" if not known else "maps to several domains of"
@@ -113,7 +112,7 @@ def load_verification_data(
             image_size=io.image_size,
             mode="scenes" if scenes else "crops",
             global_batch_size=min(16, per_dir),
-            domain=_domain_of(data_dir, split, domains or {}, frozen_domain),
+            domain=_domain_of(data_dir, manifest, split, domains or {}, frozen_domain),
             tasks=tasks,
             landmark_scheme=scheme if "landmarks" in tasks else None,
             augment=None,
