@@ -266,7 +266,11 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
     # The final evaluation recomputed BN statistics: keep the checkpoint and the
     # .keras file equal to the evaluated model.
     trainer.save_checkpoint()
-    model_keras = save_model(trainer.models["main"], os.path.join(model_dir, "model.keras"))
+    from keras_facemt.models.registry import get_system
+
+    # The file says what it is (system, config, BN domain names, output declaration).
+    info = get_system("ifan").model_info(model_cfg, exp.model_preset, training_domains(exp, dirs))
+    model_keras = save_model(trainer.models["main"], os.path.join(model_dir, "model.keras"), info=info)
     paths = {
         "model_dir": model_dir,
         "model_keras": model_keras,
