@@ -85,10 +85,10 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=None, help="comma-separated variant names to run (default: all)")
     args = p.parse_args(argv)
     try:
-        from keras_facemt.configs.experiments import get_experiment
-        from keras_facemt.evaluation.reports import _finite
+        from keras_facemt.models.ifan.experiments import get_experiment
+        from keras_facemt.models.ifan.reports import _finite
         from keras_facemt.io import write_json_atomic, write_text_atomic
-        from keras_facemt.training.ifan_job import run_ifan_experiment
+        from keras_facemt.models.ifan.job import run_ifan_experiment
 
         base = get_experiment(args.experiment)
         iterations = base.iterations if args.iter is None else args.iter

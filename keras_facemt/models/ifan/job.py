@@ -26,11 +26,11 @@ import zlib
 from typing import Callable, Dict, Mapping, Optional
 
 from keras_facemt.configs.data import AugmentConfig, DataConfig
-from keras_facemt.configs.experiments import IFANExperiment
+from keras_facemt.models.ifan.experiments import IFANExperiment
 from keras_facemt.data import shards
 from keras_facemt.errors import ConfigError, DataError
 from keras_facemt.machine import machine_info
-from keras_facemt.training import hybrid
+from keras_facemt.models.ifan import hybrid
 
 TRAIN_SPLIT = "train"
 TEST_SPLIT = "test"
@@ -164,7 +164,7 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
         The results dict (also in ``results.json``), with ``paths`` of every output.
     """
     from keras_facemt.data.pipeline import build_dataset
-    from keras_facemt.evaluation import ifan_eval, reports
+    from keras_facemt.models.ifan import evaluation as ifan_eval, reports
     from keras_facemt.models.ifan.model import build_models
     from keras_facemt.training.trainer import Trainer, TrainerConfig
 
