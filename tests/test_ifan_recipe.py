@@ -81,6 +81,22 @@ def test_bad_data_flag(run, tmp_path):
     assert code == 2 and "missing" in err
 
 
+def test_second_run_into_a_directory_with_a_checkpoint_is_refused_without_resume(run, tmp_path):
+    import tensorflow as tf
+
+    ckpt_dir = tmp_path / "run" / "checkpoints"
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(step=tf.Variable(7)), str(ckpt_dir), max_to_keep=1)
+    manager.save(checkpoint_number=7)
+    before = {p.name: p.read_bytes() for p in ckpt_dir.iterdir()}
+    code, err = run("--experiment", "ifan_3t_smoke")
+    assert code == 2
+    assert "already holds a checkpoint" in err and "--resume" in err and str(tmp_path / "run") in err
+    # Nothing rendered, nothing written, the old checkpoint untouched.
+    assert not os.path.exists(tmp_path / "cache")
+    assert sorted(os.listdir(tmp_path / "run")) == ["checkpoints"]
+    assert {p.name: p.read_bytes() for p in ckpt_dir.iterdir()} == before
+
+
 def test_reports_render_from_a_results_dict(tmp_path):
     lm = {"nme": 0.05, "failure_rate": 0.1, "auc": 0.5, "count": 3,
           "per_point_nme": {k: 0.05 for k in ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")},
