@@ -213,6 +213,19 @@ def test_landmarks_are_normalised_coordinates_usable_by_the_reencoder():
     model = ifan.build_model(tiny(tasks=("landmarks",), iterations=1))
     out = model(inputs(), training=False)["landmarks"]
     assert out.shape == (2, 5, 2) and np.isfinite(out).all()
+    # The decoder's output vector is read as (x, y) pairs in [0, 1]: with its last layer
+    # fixed to known normalised points, every iteration outputs exactly those points,
+    # and the landmark re-encoder draws them at those fractions of its map.
+    points = np.array([[0.25, 0.75], [0.5, 0.5], [0.125, 0.375], [0.875, 0.25], [0.625, 0.875]], "float32")
+    head = model.get_layer("decoder_landmarks_head").out
+    head.kernel.assign(np.zeros(head.kernel.shape, "float32"))
+    head.bias.assign(points.reshape(-1))
+    out = model(inputs(), training=False)
+    for key in ("landmarks/iter_0", "landmarks/iter_1"):
+        np.testing.assert_allclose(out[key], np.broadcast_to(points, (2, 5, 2)), atol=1e-6, err_msg=key)
+    maps = render_landmark_heatmaps(points[None], 32, 2.0).numpy()[0]
+    for k, (x, y) in enumerate(points):
+        assert maps[int(y * 32), int(x * 32), k] == 1 and maps[..., k].sum() < 16
 
 
 # --- Weight sharing and the iteration-0 model ---------------------------------------

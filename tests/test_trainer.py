@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from keras_facemt.errors import CheckpointError, ConfigError, TrainingError
-from keras_facemt.training.schedule import LearningRate, Phase
+from keras_facemt.training.schedule import LearningRate, LossTerm, Phase
 from keras_facemt.training.trainer import Trainer, TrainerConfig
 from tests import trainer_fixtures as fx
 
@@ -178,6 +178,20 @@ def test_mixed_float16_uses_loss_scaling(tmp_path):
     assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
     history = trainer.train()
     assert history["global_step"] == 2 and np.isfinite(history["phases"][0]["metrics"]["total"])
+
+
+def test_mixed_float16_loss_scaling_keeps_gradients_that_underflow_float16(tmp_path):
+    # d loss / d value = 1e-8 is 0 in float16 (smallest subnormal 6e-8): only a scaled
+    # loss carries it through the float16 graph; unscaled, the bias moves by lr * 1e-8.
+    g = 1e-8
+    terms = [LossTerm("tiny", "value", "has_a", lambda b, p: g * tf.cast(tf.reshape(p, [-1]), tf.float32))]
+    trainer = Trainer(fx.probe_model, terms, {"a": fx.probe_stream("has_a")},
+                      [Phase("p", 2, ("a",), trainable=("probe/*",), learning_rate=LearningRate(1.0))],
+                      config=_config(tmp_path, mixed_precision="mixed_float16", optimizer="sgd"))
+    trainer.train()
+    assert trainer.model.get_layer("probe").compute_dtype == "float16"
+    bias = float(trainer.model.get_layer("probe").bias.numpy()[0])
+    assert bias == pytest.approx(-2 * g, rel=1e-2)
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -135,7 +135,12 @@ def test_detect_faces_accepts_any_image(tiny_model):
         n = len(r["scores"])
         assert r["boxes"].shape == (n, 4) and r["landmarks"].shape == (n, 5, 2) and r["embeddings"].shape == (n, 32)
         if n:
-            assert r["boxes"][:, 2].max() <= img.shape[1] + 1e-3 and r["boxes"].min() >= 0
+            # Inside the original image on both axes, corners ordered.
+            h, w = img.shape[:2]
+            b = r["boxes"]
+            assert b.min() >= 0 and b[:, [0, 2]].max() <= w + 1e-3 and b[:, [1, 3]].max() <= h + 1e-3
+            assert np.all(b[:, 2] >= b[:, 0]) and np.all(b[:, 3] >= b[:, 1])
+    assert sum(len(r["scores"]) for r in res[:2]) > 0  # the checks above ran
     strict = uniface.build_inference_model(tiny_model, TINY.level_anchor_sizes(), score_threshold=0.999999)
     empty = detect_faces(strict, [np.zeros((40, 60, 3), "uint8")])[0]
     assert empty["boxes"].shape == (0, 4) and empty["embeddings"].shape == (0, 32)
