@@ -144,6 +144,37 @@ def _fc_densenet_params(c: IFANConfig, feedback: int) -> int:
     return total
 
 
+def _ifan_params(c: IFANConfig) -> int:
+    """Independent count of the whole 3T model (Sec. 4.1-4.2): FC-DenseNet backbone,
+    the three decoders on the up path, and with ITER > 0 the re-encoders and the
+    integrator that feeds their fused features back into every level."""
+    L, ng, f, S = c.num_levels, c.layers_per_block * c.growth_rate, c.stem_filters, c.image_size
+    P, K, E = c.num_parsing_classes, c.num_landmarks, 7
+    df, dh, r, q, ah = c.decoder_filters, c.decoder_hidden, c.reencoder_filters, c.integrator_filters, c.attribute_hidden
+    feedback = c.iterations > 0
+    # Up-path output j (0 = coarsest, at S / 2**L): ng new features + the skip of its level.
+    up = lambda j: ng + f + (L - j) * ng
+    total = _fc_densenet_params(c, q if feedback else 0)
+    total += up(L - 1) * P + P  # parsing: 1x1 classifier at full resolution
+    # Landmarks (S / 2**(L-1)) and emotion (S / 2**L): 1x1 reduction, flatten, hidden, output.
+    total += up(1) * df + df + (S // 2 ** (L - 1)) ** 2 * df * dh + dh + dh * 2 * K + 2 * K
+    total += up(0) * df + df + (S // 2 ** L) ** 2 * df * dh + dh + dh * E + E
+    if feedback:
+        pyramid = L * (9 * r * r + r)  # a 3x3 convolution per further level
+        total += 9 * P * r + r + pyramid  # parsing maps -> pyramid
+        total += 9 * K * r + r + pyramid  # landmark heat maps -> pyramid
+        total += E * ah + ah + ah * r + r  # emotion probabilities -> code
+        total += (L + 1) * (3 * r * q + q)  # integrator: 1x1 fusion of the 3 tasks per level
+    return total
+
+
+@pytest.mark.parametrize("preset", ["paper", "small", "tiny"])
+@pytest.mark.parametrize("iterations", [0, 2])
+def test_whole_model_parameter_count_from_the_paper_description(preset, iterations):
+    config = dataclasses.replace(ifan.PRESETS[preset](), iterations=iterations)
+    assert ifan.build_model(config).count_params() == _ifan_params(config)
+
+
 @pytest.mark.parametrize("preset", ["paper", "small", "tiny"])
 def test_backbone_is_the_fc_densenet_of_the_paper(preset):
     config = ifan.PRESETS[preset]()

@@ -81,8 +81,15 @@ def test_bad_data_flag(run, tmp_path):
     assert code == 2 and "missing" in err
 
 
-def test_second_run_into_a_directory_with_a_checkpoint_is_refused_without_resume(run, tmp_path):
+def test_second_run_into_a_directory_with_a_checkpoint_is_refused_without_resume(run, tmp_path, monkeypatch):
     import tensorflow as tf
+
+    from keras_facemt.training import ifan_job
+
+    def rendering_started(*args, **kwargs):  # fail fast instead of training when not refused
+        raise AssertionError("the run went on to render data: not refused")
+
+    monkeypatch.setattr(ifan_job, "prepare_data", rendering_started)
 
     ckpt_dir = tmp_path / "run" / "checkpoints"
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(step=tf.Variable(7)), str(ckpt_dir), max_to_keep=1)
