@@ -34,7 +34,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_facemt.configs.data import AugmentConfig, DataConfig  # noqa: E402
