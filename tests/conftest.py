@@ -14,3 +14,37 @@ try:
     )
 except RuntimeError:  # already initialised
     pass
+
+
+import pytest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def synth_cache_dir(tmp_path_factory):
+    """One SynthFace cache for the whole session (``FACEMT_CACHE_DIR`` when set, so that
+    later sessions reuse it too). Rendered data is keyed by its generation settings, so
+    tests that ask for the same data share one rendering."""
+    return os.environ.get("FACEMT_CACHE_DIR") or str(tmp_path_factory.mktemp("synth_cache"))
+
+
+def load_recipe(name: str):
+    """``recipes/<name>.py`` as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "recipes", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def ifan_smoke_run(tmp_path_factory, synth_cache_dir):
+    """The ``ifan_3t_smoke`` experiment trained once per session; tests read (never
+    write) its run directory."""
+    run_dir = tmp_path_factory.mktemp("ifan_smoke") / "run"
+    code = load_recipe("train_ifan").main(["--experiment", "ifan_3t_smoke", "--model-dir", str(run_dir),
+                                           "--cache-dir", synth_cache_dir])
+    assert code == 0, "the ifan_3t_smoke run failed (its log is in the captured output above)"
+    return run_dir

@@ -482,8 +482,6 @@ def make_helen_parsing(root: str, bad=()) -> Layout:
 # --------------------------------------------------------------------------- MTFL
 def make_mtfl(root: str, bad=()) -> Layout:
     """MTFL: ``training.txt`` / ``testing.txt`` with backslash paths + images."""
-    from tfrecords_tools.convert_mtfl import five_point_box
-
     lay = Layout(root, {"root": root})
     lists = {"training.txt": [], "testing.txt": []}
     entries = [("training.txt", "train", "lfw_5590\\Aaron_Eckhart_0001.jpg", (1, 2, 2, 3)),
@@ -499,8 +497,11 @@ def make_mtfl(root: str, bad=()) -> Layout:
         pts = np.round(np.array([[24, 26], [40, 26], [32, 34], [26, 44], [38, 44]]) + k, 2).astype(float)
         lists[lst].append(line(rel, pts, labels, " " if lst == "testing.txt" else ""))
         g, s, gl, p = labels
+        # By hand: the points span 16 x 18 px about (32 + k, 35 + k); the box is the
+        # square of 2.2 x the larger extent (39.6 px) about that centre.
+        box = [12.2 + k, 15.2 + k, 51.8 + k, 54.8 + k]
         lay.expected[rel.replace("\\", "/")] = {
-            "split": split, "size": (64, 64), "landmarks": [pts], "bboxes": [np.clip(five_point_box(pts), 0, 64)],
+            "split": split, "size": (64, 64), "landmarks": [pts], "bboxes": [box],
             "attributes": {"gender": [int(g == 1)], "smile": [int(s == 1)], "glasses": [int(gl == 1)],
                            "pose_bin": [p - 1]}}
     t = os.path.join(root, "testing.txt")
@@ -535,7 +536,6 @@ def make_celeba(root: str, bad=(), in_the_wild: bool = False) -> Layout:
     """CelebA: ``Anno/`` (attributes, landmarks, boxes, identities), ``Eval/`` partition,
     ``Img/img_align_celeba`` (or ``img_celeba``)."""
     from keras_facemt.data import schema
-    from tfrecords_tools.convert_mtfl import five_point_box
 
     lay = Layout(root, {"root": root, "in_the_wild": in_the_wild})
     sub = "img_celeba" if in_the_wild else "img_align_celeba"
@@ -556,8 +556,10 @@ def make_celeba(root: str, bad=(), in_the_wild: bool = False) -> Layout:
         attrs = {f"celeba/{n}": [int(v == 1)] for n, v in zip(names, a)}
         attrs.update({"gender": attrs["celeba/Male"], "smile": attrs["celeba/Smiling"],
                       "glasses": attrs["celeba/Eyeglasses"]})
+        # Aligned images: by hand, the points span 20 x 20 px about (32 + k, 36 + k); the
+        # box is the square of 2.2 x 20 = 44 px about that centre.
         bbox = [box[0], box[1], box[0] + box[2], box[1] + box[3]] if in_the_wild else \
-            list(np.clip(five_point_box(pts), 0, 64))
+            [10 + k, 14 + k, 54 + k, 58 + k]
         lay.expected[img] = {"split": ("train", "val", "test")[k % 3], "size": (64, 64), "landmarks": [pts],
                              "bboxes": [bbox], "identity": [99 + k % 2], "attributes": attrs}
     good = "  ".join(str(v) for v in [22, 26, 42, 27, 32, 36, 24, 46, 40, 46])

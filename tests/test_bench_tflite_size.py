@@ -1,5 +1,7 @@
-"""``bench/bench_tflite_size.py`` runs and its table adds up (tiny preset, one ITER)."""
+"""``bench/bench_tflite_size.py``: its table adds up, and its exit status is the floor's verdict
+(judged on weight bytes): 0 on a pass, 1 on a miss or an unmeasured floor row."""
 
+import copy
 import importlib.util
 import json
 import os
@@ -19,9 +21,10 @@ def _bench():
 
 
 @pytest.mark.slow
-def test_size_table_adds_up_and_names_the_floor(tmp_path, capsys):
+def test_size_table_adds_up_and_exit_status_follows_the_floor(tmp_path, capsys, monkeypatch):
     bench = _bench()
-    assert bench.main(["--presets", "tiny", "--iterations", "preset", "--json", str(tmp_path / "sizes.json")]) == 0
+    tiny = ["--presets", "tiny", "--iterations", "preset"]
+    assert bench.main(tiny + ["--floor-preset", "tiny", "--json", str(tmp_path / "sizes.json")]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| tiny |")]
     assert len(rows) == 1
@@ -30,8 +33,7 @@ def test_size_table_adds_up_and_names_the_floor(tmp_path, capsys):
         total = int(cell[0].replace(",", ""))
         parts = [int(p.replace(",", "")) for p in cell[1].split("+")]
         assert abs(sum(parts) - total) <= len(parts), rows[0]
-    # The floor is judged on iFAN small only, which this run did not measure.
-    assert "not measured" in out
+    assert "judged on weight bytes): PASS" in out
     raw = json.load(open(tmp_path / "sizes.json"))
     (row,) = raw["rows"]
     f32, int8 = row["float32"], row["int8"]
@@ -39,3 +41,18 @@ def test_size_table_adds_up_and_names_the_floor(tmp_path, capsys):
     assert f32["constant_bytes"] > 3.5 * int8["constant_bytes"]
     assert int8["stripped_bytes"] < int8["total_bytes"]
     assert "tensorflow" in raw["machine"]
+
+    # The same row again, without converting: judged against an impossible floor it fails.
+    row.pop("configured")
+    monkeypatch.setattr(bench, "measure", lambda *a, **k: copy.deepcopy(row))
+    monkeypatch.setattr(bench, "FLOOR_RATIO", 100.0)
+    assert bench.main(tiny + ["--floor-preset", "tiny"]) == 1
+    assert "judged on weight bytes): FAIL" in capsys.readouterr().out
+    # The default floor preset (small) is not in this run: said, and not a failure.
+    assert bench.main(tiny) == 0
+    assert "not judged, --presets does not include small" in capsys.readouterr().out
+
+
+def test_requested_floor_row_that_is_missing_fails():
+    line, ok = _bench().floor_check([], "small", requested=True)
+    assert not ok and "not measured" in line

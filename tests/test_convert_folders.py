@@ -4,7 +4,17 @@ import json
 
 import pytest
 
-from tests.fixtures_layouts import check_layout, check_strict, make_emotion_folders, make_identity_folders, make_lfw
+from tests.fixtures_layouts import (
+    assert_matches_source,
+    assert_problems_reported,
+    check_layout,
+    check_strict,
+    make_emotion_folders,
+    make_identity_folders,
+    make_lfw,
+    read_dataset,
+)
+from tfrecords_tools.common import run_conversion
 from tfrecords_tools.convert_emotion_folders import EmotionFoldersConverter
 from tfrecords_tools.convert_identity_folders import IdentityFoldersConverter
 from tfrecords_tools.convert_lfw import LfwConverter
@@ -41,18 +51,25 @@ def test_lfw_strict(tmp_path, kind):
 
 @pytest.mark.parametrize("split_dirs", [True, False])
 def test_emotion_folders(tmp_path, split_dirs):
-    lay = make_emotion_folders(str(tmp_path / "probe"), split_dirs=split_dirs)
-    if not split_dirs:  # seeded split: the fixture cannot know it, take it from the converter
-        conv = EmotionFoldersConverter(**lay.kwargs)
-        from tfrecords_tools.common import Problems
-
-        splits = {s.source_id: s.split for s in conv.samples(Problems())}
-        frames = {}
-        for sid, split in splits.items():
-            frames.setdefault(sid.rsplit("/", 1)[0], set()).add(split)
-        assert all(len(v) == 1 for v in frames.values())  # frames of a video share a split
+    if split_dirs:
+        check_layout(make_emotion_folders, EmotionFoldersConverter, tmp_path, bad=("malformed_line", "corrupt_image"))
         return
-    check_layout(make_emotion_folders, EmotionFoldersConverter, tmp_path, bad=("malformed_line", "corrupt_image"))
+    # No split folders: a seeded split by video, which the fixture cannot know; every
+    # frame is still converted with its emotion, and the frames of a video share a split.
+    lay = make_emotion_folders(str(tmp_path / "src"), bad=("corrupt_image",), split_dirs=False)
+    result = run_conversion(EmotionFoldersConverter(**lay.kwargs), str(tmp_path / "out"), workers=1,
+                            verify_records=2)
+    assert_problems_reported(result, lay)
+    recs = read_dataset(str(tmp_path / "out"))
+    assert sorted(recs) == sorted(lay.expected)
+    for sid, exp in lay.expected.items():
+        exp["split"] = recs[sid].split
+    assert_matches_source(recs, lay)
+    frames = {}
+    for sid, rec in recs.items():
+        frames.setdefault(sid.rsplit("/", 1)[0], set()).add(rec.split)
+    assert len(frames) == 3 and all(len(v) == 1 for v in frames.values())
+    assert set().union(*frames.values()) <= {"train", "val", "test"}
 
 
 @pytest.mark.parametrize("kind", ["malformed_line", "corrupt_image"])

@@ -229,7 +229,10 @@ def test_ifan_small_every_format_passes_and_int8_is_small(tmp_path):
     # that int8 does not shrink. A 1/3.5 file would leave int8 fewer bytes beside its
     # weights than the float32 file of the same graph spends on names and structure
     # (bench/bench_tflite_size.py).
+    # Guaranteed (README, Benchmarks): int8 weight bytes <= float32 weight bytes / 3.5.
     assert int8_art["constant_bytes"] * 3.5 <= f32_art["constant_bytes"], int8_art
+    # Regression pin, not a guarantee: today's whole-file ratio (2.76x) must not fall
+    # below 2.7x unnoticed; a converter change that moves it may move this pin.
     assert int8_art["size_bytes"] * 2.7 <= f32_art["size_bytes"], int8_art
     # Every DenseNet concatenation runs in int8 (one scale per concatenation chain).
     assert "CONCATENATION" not in int8_art["float_ops"], int8_art["float_ops"]

@@ -144,6 +144,37 @@ def _fc_densenet_params(c: IFANConfig, feedback: int) -> int:
     return total
 
 
+def _ifan_params(c: IFANConfig) -> int:
+    """Independent count of the whole 3T model (Sec. 4.1-4.2): FC-DenseNet backbone,
+    the three decoders on the up path, and with ITER > 0 the re-encoders and the
+    integrator that feeds their fused features back into every level."""
+    L, ng, f, S = c.num_levels, c.layers_per_block * c.growth_rate, c.stem_filters, c.image_size
+    P, K, E = c.num_parsing_classes, c.num_landmarks, 7
+    df, dh, r, q, ah = c.decoder_filters, c.decoder_hidden, c.reencoder_filters, c.integrator_filters, c.attribute_hidden
+    feedback = c.iterations > 0
+    # Up-path output j (0 = coarsest, at S / 2**L): ng new features + the skip of its level.
+    up = lambda j: ng + f + (L - j) * ng
+    total = _fc_densenet_params(c, q if feedback else 0)
+    total += up(L - 1) * P + P  # parsing: 1x1 classifier at full resolution
+    # Landmarks (S / 2**(L-1)) and emotion (S / 2**L): 1x1 reduction, flatten, hidden, output.
+    total += up(1) * df + df + (S // 2 ** (L - 1)) ** 2 * df * dh + dh + dh * 2 * K + 2 * K
+    total += up(0) * df + df + (S // 2 ** L) ** 2 * df * dh + dh + dh * E + E
+    if feedback:
+        pyramid = L * (9 * r * r + r)  # a 3x3 convolution per further level
+        total += 9 * P * r + r + pyramid  # parsing maps -> pyramid
+        total += 9 * K * r + r + pyramid  # landmark heat maps -> pyramid
+        total += E * ah + ah + ah * r + r  # emotion probabilities -> code
+        total += (L + 1) * (3 * r * q + q)  # integrator: 1x1 fusion of the 3 tasks per level
+    return total
+
+
+@pytest.mark.parametrize("preset", ["paper", "small", "tiny"])
+@pytest.mark.parametrize("iterations", [0, 2])
+def test_whole_model_parameter_count_from_the_paper_description(preset, iterations):
+    config = dataclasses.replace(ifan.PRESETS[preset](), iterations=iterations)
+    assert ifan.build_model(config).count_params() == _ifan_params(config)
+
+
 @pytest.mark.parametrize("preset", ["paper", "small", "tiny"])
 def test_backbone_is_the_fc_densenet_of_the_paper(preset):
     config = ifan.PRESETS[preset]()
@@ -213,6 +244,19 @@ def test_landmarks_are_normalised_coordinates_usable_by_the_reencoder():
     model = ifan.build_model(tiny(tasks=("landmarks",), iterations=1))
     out = model(inputs(), training=False)["landmarks"]
     assert out.shape == (2, 5, 2) and np.isfinite(out).all()
+    # The decoder's output vector is read as (x, y) pairs in [0, 1]: with its last layer
+    # fixed to known normalised points, every iteration outputs exactly those points,
+    # and the landmark re-encoder draws them at those fractions of its map.
+    points = np.array([[0.25, 0.75], [0.5, 0.5], [0.125, 0.375], [0.875, 0.25], [0.625, 0.875]], "float32")
+    head = model.get_layer("decoder_landmarks_head").out
+    head.kernel.assign(np.zeros(head.kernel.shape, "float32"))
+    head.bias.assign(points.reshape(-1))
+    out = model(inputs(), training=False)
+    for key in ("landmarks/iter_0", "landmarks/iter_1"):
+        np.testing.assert_allclose(out[key], np.broadcast_to(points, (2, 5, 2)), atol=1e-6, err_msg=key)
+    maps = render_landmark_heatmaps(points[None], 32, 2.0).numpy()[0]
+    for k, (x, y) in enumerate(points):
+        assert maps[int(y * 32), int(x * 32), k] == 1 and maps[..., k].sum() < 16
 
 
 # --- Weight sharing and the iteration-0 model ---------------------------------------

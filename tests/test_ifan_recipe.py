@@ -81,6 +81,29 @@ def test_bad_data_flag(run, tmp_path):
     assert code == 2 and "missing" in err
 
 
+def test_second_run_into_a_directory_with_a_checkpoint_is_refused_without_resume(run, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from keras_facemt.training import ifan_job
+
+    def rendering_started(*args, **kwargs):  # fail fast instead of training when not refused
+        raise AssertionError("the run went on to render data: not refused")
+
+    monkeypatch.setattr(ifan_job, "prepare_data", rendering_started)
+
+    ckpt_dir = tmp_path / "run" / "checkpoints"
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(step=tf.Variable(7)), str(ckpt_dir), max_to_keep=1)
+    manager.save(checkpoint_number=7)
+    before = {p.name: p.read_bytes() for p in ckpt_dir.iterdir()}
+    code, err = run("--experiment", "ifan_3t_smoke")
+    assert code == 2
+    assert "already holds a checkpoint" in err and "--resume" in err and str(tmp_path / "run") in err
+    # Nothing rendered, nothing written, the old checkpoint untouched.
+    assert not os.path.exists(tmp_path / "cache")
+    assert sorted(os.listdir(tmp_path / "run")) == ["checkpoints"]
+    assert {p.name: p.read_bytes() for p in ckpt_dir.iterdir()} == before
+
+
 def test_reports_render_from_a_results_dict(tmp_path):
     lm = {"nme": 0.05, "failure_rate": 0.1, "auc": 0.5, "count": 3,
           "per_point_nme": {k: 0.05 for k in ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")},
@@ -115,11 +138,9 @@ def test_reports_render_from_a_results_dict(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_smoke_experiment_beats_every_trivial_baseline(run, tmp_path, capsys):
-    code, err = run("--experiment", "ifan_3t_smoke")
-    assert code == 0, err
-    out_dir = tmp_path / "run"
+@pytest.mark.timeout(900)
+def test_smoke_experiment_beats_the_strongest_trivial_baselines(ifan_smoke_run):
+    out_dir = ifan_smoke_run
     for name in ("results.json", "results.md", "curves.png", "predictions.png"):
         assert (out_dir / name).stat().st_size > 0, name
     assert list((out_dir / "checkpoints").glob("ckpt-*.index"))
@@ -128,12 +149,17 @@ def test_smoke_experiment_beats_every_trivial_baseline(run, tmp_path, capsys):
         results = json.load(f)
     final, base = results["final"], results["baselines"]
     last = f"iter_{results['iterations']}"
-    # Landmarks: clearly below the mean-shape NME.
-    assert final["landmarks"][last]["nme"] < 0.85 * base["landmarks"]["mean_shape"]["nme"]
-    # Parsing: overall F-score clearly above predicting the majority class everywhere.
-    assert final["parsing"][last]["overall"] > base["parsing"]["majority_class"]["overall"] + 0.15
-    # Emotion: above chance (the subtle synthetic expressions at 32x32 are the
-    # hardest task of this budget; the margin measured is about 4 points).
+    # Margins well beyond run-to-run noise: two runs of this configuration measured
+    # 29.9% / 30.2% parsing F and 20.7% / 20.9% NME (reports/ifan_ablation_smoke.md).
+    # Landmarks: measured NME 20.9% against the mean shape's 31.2%.
+    assert final["landmarks"][last]["nme"] < base["landmarks"]["mean_shape"]["nme"] - 0.05
+    # Parsing: against each pixel's most frequent training class (the stronger of the two
+    # trivial parsers); measured overall F 30.2% against the prior map's 21.6%.
+    prior = base["parsing"]["prior_map"]["overall"]
+    assert prior > base["parsing"]["majority_class"]["overall"]
+    assert final["parsing"][last]["overall"] > prior + 0.05
+    # Emotion is the one task this budget does not learn beyond its strongest baseline
+    # (measured 17.7% against the majority class's 16.7%): only a sanity bound here.
     assert final["emotion"][last]["accuracy"] > base["emotion"]["chance"] + 0.02
     # Every stage was evaluated (Fig. 7): three pre-training stages and fine-tuning.
     # run_config.json names every training dataset's BN domain (and each task's), so
@@ -164,18 +190,17 @@ def test_smoke_experiment_beats_every_trivial_baseline(run, tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_deterministic_rerun_gives_the_same_weights_and_results(tmp_path, monkeypatch, capsys):
+def test_deterministic_rerun_gives_the_same_weights_and_results(tmp_path, capsys, synth_cache_dir):
     """``--deterministic``: a rerun of the same experiment on this machine is identical."""
     import keras
 
     from keras_facemt.serving.keras_format import load_model
 
-    monkeypatch.setenv("FACEMT_CACHE_DIR", str(tmp_path / "cache"))
     recipe = _recipe()
     runs = []
     for name in ("a", "b"):
         argv = ["--experiment", "ifan_3t_smoke", "--tasks", "landmarks,emotion", "--epochs", "0.5,0.5",
-                "--deterministic", "--model-dir", str(tmp_path / name)]
+                "--deterministic", "--model-dir", str(tmp_path / name), "--cache-dir", synth_cache_dir]
         assert recipe.main(argv) == 0, capsys.readouterr().err
         with open(tmp_path / name / "results.json") as f:
             results = json.load(f)

@@ -106,3 +106,62 @@ def test_domain_by_training_dataset_name(tiny_ifan, tmp_path):
     assert FaceAnalyzer(named, domain="synth_webcam").domain == 1
     with pytest.raises(ConfigError, match="synth_webcam"):
         FaceAnalyzer(named, domain="helen")
+
+
+def _marker_model(size=64):
+    """A model that 'finds' the bright marker: every landmark at the centroid of the pixels
+    brighter than 0.75 (normalised x, y of the model's input), parsing class 1 on them."""
+    import keras
+    from keras import ops
+
+    def probe(x):
+        m = ops.relu(ops.mean(x, -1) - 0.75)  # [B, S, S]
+        centres = (ops.arange(size, dtype="float32") + 0.5) / size
+        total = ops.sum(m, (1, 2)) + 1e-9
+        cx = ops.sum(m * centres[None, None, :], (1, 2)) / total
+        cy = ops.sum(m * centres[None, :, None], (1, 2)) / total
+        points = ops.tile(ops.stack([cx, cy], -1)[:, None, :], (1, 5, 1))
+        marker = ops.cast(m > 0.05, "float32")[..., None]
+        logits = ops.concatenate([1 - marker, 2 * marker, ops.zeros_like(marker) - 5 + ops.zeros((1, 1, 1, 9))], -1)
+        return points, logits
+
+    image = keras.Input((size, size, 3), name="image")
+    points, logits = keras.layers.Lambda(probe)(image)
+    return keras.Model({"image": image}, {"landmarks": points, "parsing_logits": logits})
+
+
+def _declared(model, keep_aspect):
+    """The marker model with an iFAN-like declaration, stretched or letterboxed."""
+    from keras_facemt.configs.outputs import OutputSpec, Preprocessing, ServingSpec
+    from keras_facemt.data import schema
+    from keras_facemt.models.model_info import ModelInfo, attach
+
+    spec = ServingSpec({"landmarks": OutputSpec("landmarks", task="landmarks", scheme="mtfl5"),
+                        "parsing_logits": OutputSpec("parsing_logits", task="parsing", names=schema.PARSING_CLASSES,
+                                                     activation="softmax")},
+                       Preprocessing(resize="letterbox" if keep_aspect else "stretch"))
+    return attach(model, ModelInfo("marker", {}, spec))
+
+
+@pytest.mark.parametrize("keep_aspect", [False, True])
+def test_known_face_maps_back_to_its_original_pixels(keep_aspect):
+    """A marker at known original pixels in gray / RGBA / portrait / landscape images:
+    the landmarks and the parsing map come back on those pixels."""
+    analyzer = FaceAnalyzer(_declared(_marker_model(), keep_aspect), batch_size=2)
+    portrait = np.full((160, 100, 3), 128, np.uint8)
+    portrait[100:116, 30:46] = 255  # marker centre (x, y) = (38, 108)
+    gray = np.full((90, 200), 100, np.uint8)
+    gray[10:30, 150:190] = 250  # centre (170, 20)
+    rgba = np.concatenate([np.full((120, 120, 3), 0.4, np.float32), np.ones((120, 120, 1), np.float32)], -1)
+    rgba[60:84, 12:36, :3] = 1.0  # centre (24, 72)
+    cases = [(portrait, (38, 108), (100, 116, 30, 46)), (gray, (170, 20), (10, 30, 150, 190)),
+             (rgba, (24, 72), (60, 84, 12, 36))]
+    results = analyzer([c[0] for c in cases])
+    for (image, centre, (y0, y1, x0, x1)), faces in zip(cases, results):
+        face = faces[0]
+        np.testing.assert_allclose(face.landmarks, np.tile(centre, (5, 1)), atol=1.5, err_msg=str(image.shape))
+        marker = np.zeros(image.shape[:2], bool)
+        marker[y0:y1, x0:x1] = True
+        found = face.parsing == 1
+        iou = (found & marker).sum() / (found | marker).sum()
+        assert iou > 0.7, (image.shape, iou)

@@ -45,6 +45,38 @@ def test_tiny_shapes_and_parameter_count(tiny_model):
     assert registry.get_system("uniface").config("tiny") == TINY
 
 
+def _compact_uniface_params(c: UnifaceConfig) -> int:
+    """Independent count of a compact-backbone Uniface (Sec. III): backbone stages (conv
+    + BatchNorm, no bias), SSD extra layers, per level a 1x1 lateral of the top-down
+    fusion and 3x3 box / class / 5-point heads per anchor shape, the F_r branch (3x3
+    smoothing + deconvolutions) and landmark attention (a face branch, one landmark
+    branch shared by four regions, one fully-connected layer)."""
+    w, A = c.backbone_widths, len(c.aspect_ratios)
+    F, R, a = c.fusion_channels, c.recognition_channels, c.attention_channels
+    conv_bn = lambda k, cin, cout: k * k * cin * cout + 4 * cout  # gamma, beta, moving mean / variance
+    conv = lambda k, cin, cout: k * k * cin * cout + cout
+    total = conv_bn(3, 3, w[0]) + sum(conv_bn(3, i, o) + conv_bn(3, o, o) for i, o in zip(w[:-1], w[1:]))
+    levels = list(w[len(w) - (c.num_levels - len(c.extra_channels)):])
+    for e in c.extra_channels:
+        total += conv_bn(1, levels[-1], e // 2) + conv_bn(3, e // 2, e)
+        levels.append(e)
+    for ch in levels:
+        total += conv(1, ch, F) + conv(3, ch, 4 * A) + conv(3, ch, 2 * A) + conv(3, ch, 10 * A)
+    total += conv(3, F, R) + c.deconv_layers * conv(3, R, R)
+    total += conv(3, R, a) + conv(3, a, c.face_vector_dim) + conv(3, R, a) + conv(3, a, c.landmark_vector_dim)
+    total += (c.face_vector_dim + 4 * c.landmark_vector_dim) * c.embedding_dim + c.embedding_dim
+    return total
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small"])
+def test_compact_parameter_count_from_the_paper_description(preset):
+    config = uniface.PRESETS[preset]()
+    expected = _compact_uniface_params(config)
+    if preset == "tiny":
+        assert expected == TINY_PARAMS
+    assert uniface.build_model(config).count_params() == expected
+
+
 def test_paper_preset_follows_the_paper():
     m = uniface.build_model(uniface.PRESETS["paper"]())
     features = m.get_layer(uniface.FEATURES_NAME)
@@ -135,7 +167,12 @@ def test_detect_faces_accepts_any_image(tiny_model):
         n = len(r["scores"])
         assert r["boxes"].shape == (n, 4) and r["landmarks"].shape == (n, 5, 2) and r["embeddings"].shape == (n, 32)
         if n:
-            assert r["boxes"][:, 2].max() <= img.shape[1] + 1e-3 and r["boxes"].min() >= 0
+            # Inside the original image on both axes, corners ordered.
+            h, w = img.shape[:2]
+            b = r["boxes"]
+            assert b.min() >= 0 and b[:, [0, 2]].max() <= w + 1e-3 and b[:, [1, 3]].max() <= h + 1e-3
+            assert np.all(b[:, 2] >= b[:, 0]) and np.all(b[:, 3] >= b[:, 1])
+    assert sum(len(r["scores"]) for r in res[:2]) > 0  # the checks above ran
     strict = uniface.build_inference_model(tiny_model, TINY.level_anchor_sizes(), score_threshold=0.999999)
     empty = detect_faces(strict, [np.zeros((40, 60, 3), "uint8")])[0]
     assert empty["boxes"].shape == (0, 4) and empty["embeddings"].shape == (0, 32)

@@ -21,11 +21,33 @@ POINTS = 5
 CLASSES = 3
 
 
-def tiny_model(num_domains: int = 2, name: str = "tiny"):
-    """Conv -> DomainBatchNorm -> two heads: ``landmarks`` [B, 5, 2], ``emotion_logits`` [B, 3]."""
+class _CountTrainingCalls(keras.layers.Layer):
+    """Identity that adds 1 to an outside counter at each training call.
+
+    The counter is reached through a function, not an attribute, so it stays out of
+    the model's weights and checkpoints: it counts this process's updates only.
+    """
+
+    def __init__(self, counter, **kwargs):
+        super().__init__(**kwargs)
+        self._counter = counter
+
+    def call(self, x, training=False):
+        if training:
+            self._counter().assign_add(1)
+        return x
+
+
+def tiny_model(num_domains: int = 2, name: str = "tiny", step_counter=None):
+    """Conv -> DomainBatchNorm -> two heads: ``landmarks`` [B, 5, 2], ``emotion_logits`` [B, 3].
+
+    ``step_counter``: an int64 ``tf.Variable`` that each training forward pass
+    increments (one per update of the single-replica trainer).
+    """
     image = keras.Input((IMAGE, IMAGE, 3), name="image")
     domain = keras.Input((), dtype="int32", name="domain")
-    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="backbone_conv")(image)
+    x = image if step_counter is None else _CountTrainingCalls(lambda: step_counter, name="count_updates")(image)
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="backbone_conv")(x)
     x = DomainBatchNorm(num_domains, name="backbone_bn")(x, domain=domain)
     x = keras.layers.ReLU(name="backbone_relu")(x)
     x = keras.layers.GlobalAveragePooling2D(name="backbone_pool")(x)

@@ -3,13 +3,22 @@
 Modes:
 * default: train the tiny two-task model for ``--steps`` steps in ``--model-dir``
   (resuming from it), optionally under ``MultiWorkerMirroredStrategy`` (``TF_CONFIG``
-  set by the test), and save the final weights to ``--out``.npz.
-* ``--determinism-check``: train three times in this process with op determinism
-  (seed 0 twice, seed 1) and save the three weight vectors.
+  set by the test), and save the final weights to ``--out``.npz. Prints the trainer's
+  "Resumed from ... at step N" log line when it restored a checkpoint, and
+  with ``--count-updates``, ``updates_this_process=U``, the optimizer updates this process itself ran (counted
+  by a variable the checkpoint does not hold). ``--kill-at POINT:STEP`` SIGKILLs the
+  process inside the checkpoint write of STEP: ``before_index`` after the checkpoint's
+  files are written and before the ``checkpoint`` index names them, ``before_sweep``
+  after the index update and before old checkpoints are deleted.
+* ``--determinism-check``: train once with op determinism and ``--seed``, and save
+  the weights (the determinism test starts one process per run).
 """
 
 import argparse
+import copy
+import logging
 import os
+import signal
 import sys
 import time
 
@@ -34,6 +43,38 @@ def _phases(steps):
     ]
 
 
+def _die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _install_kill(point: str, step: int):
+    """SIGKILL this process at ``point`` of the checkpoint write of ``step``."""
+    import tensorflow as tf
+
+    if point == "before_index":
+        write = tf.train.Checkpoint._write
+
+        def _write(self, prefix, options=None, **kwargs):
+            if prefix.endswith(f"-{step}") and options is not None and options.experimental_write_callbacks:
+                # The manager's callback records the new index; die in its place.
+                options = copy.copy(options)
+                options.experimental_write_callbacks = [lambda save_path: _die()]
+            return write(self, prefix, options=options, **kwargs)
+
+        tf.train.Checkpoint._write = _write
+    elif point == "before_sweep":
+        sweep = tf.train.CheckpointManager._sweep
+
+        def _sweep(self):
+            if self._latest_checkpoint and self._latest_checkpoint.endswith(f"-{step}"):
+                _die()
+            return sweep(self)
+
+        tf.train.CheckpointManager._sweep = _sweep
+    else:
+        raise ValueError(f"unknown kill point {point!r}")
+
+
 def _streams():
     from tests import trainer_fixtures as fx
 
@@ -50,7 +91,11 @@ def main():
     parser.add_argument("--strategy", default="default")
     parser.add_argument("--eval-sleep", type=float, default=0.0)
     parser.add_argument("--determinism-check", action="store_true")
+    parser.add_argument("--seed", type=int, default=0, help="with --determinism-check")
+    parser.add_argument("--kill-at", help="POINT:STEP (before_index, before_sweep)")
+    parser.add_argument("--count-updates", action="store_true", help="default strategy only")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
     from keras_facemt.training.strategy import get_strategy
 
@@ -60,27 +105,37 @@ def main():
     from tests import trainer_fixtures as fx
 
     if args.determinism_check:
-        results = {}
-        for key, seed in (("seed0_a", 0), ("seed0_b", 0), ("seed1", 1)):
-            cfg = TrainerConfig(os.path.join(args.model_dir, key), steps_per_loop=3, seed=seed, deterministic=True,
-                                optimizer="adam", progress=False, summaries=False)
-            trainer = Trainer(fx.tiny_model, fx.loss_terms(), _streams(), _phases(6), config=cfg, strategy=strategy)
-            trainer.train()
-            results[key] = _flat(trainer.model)
-        np.savez(args.out, **results)
+        cfg = TrainerConfig(args.model_dir, steps_per_loop=3, seed=args.seed, deterministic=True, optimizer="adam",
+                            progress=False, summaries=False)
+        trainer = Trainer(fx.tiny_model, fx.loss_terms(), _streams(), _phases(6), config=cfg, strategy=strategy)
+        trainer.train()
+        np.savez(args.out, weights=_flat(trainer.model))
         return 0
 
     def eval_fn(trainer, step, phase):
         time.sleep(args.eval_sleep)
         return {"step_seen": float(step)}
 
+    if args.kill_at:
+        point, step = args.kill_at.split(":")
+        _install_kill(point, int(step))
+    import tensorflow as tf
+
+    build = fx.tiny_model
+    if args.count_updates:
+        import functools
+
+        updates = tf.Variable(0, dtype=tf.int64, trainable=False)
+        build = functools.partial(fx.tiny_model, step_counter=updates)
     cfg = TrainerConfig(args.model_dir, steps_per_loop=args.steps_per_loop, optimizer="adam", seed=3,
                         deterministic=True, progress=False, summaries=True, eval_every_steps=args.steps_per_loop)
-    trainer = Trainer(fx.tiny_model, fx.loss_terms(), _streams(), _phases(args.steps), config=cfg, strategy=strategy,
-                      eval_fn=eval_fn)
+    trainer = Trainer(build, fx.loss_terms(), _streams(), _phases(args.steps), config=cfg,
+                      strategy=strategy, eval_fn=eval_fn)
     history = trainer.train()
     np.savez(args.out, weights=_flat(trainer.model), global_step=history["global_step"],
              optimizer_iterations=int(trainer.optimizer.iterations.numpy()))
+    if args.count_updates:
+        print(f"updates_this_process={int(updates.numpy())}", flush=True)
     print(f"finished global_step={history['global_step']}", flush=True)
     return 0
 

@@ -1,0 +1,72 @@
+"""Benchmarks fail loudly: a missed floor, an unmeasured row or missing SynthFace is a
+non-zero exit or an error, never a quieter number (``bench/bench_pipeline.py``,
+``bench/bench_inference.py``; ``bench_tflite_size`` has its own test)."""
+
+import importlib.util
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _bench(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "bench", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _inference_result(threads, rows, peak=100.0):
+    return {"threads": threads, "matmul_gflops": peak, "rows": rows}
+
+
+def _row(preset, fmt, fraction):
+    return {"preset": preset, "format": fmt, "gflops_per_image": 1.0, "latency_ms_b1": 1.0, "images_per_s": 1.0,
+            "achieved_gflops": fraction * 100, "fraction_of_peak": fraction}
+
+
+def test_inference_floor_passes_only_when_a_float_format_reaches_it():
+    bench = _bench("bench_inference")
+    line, ok = bench.floor_check([_inference_result(1, [_row("paper", "saved_model", 0.30)])])
+    assert ok and "PASS" in line
+    line, ok = bench.floor_check([_inference_result(1, [_row("paper", "saved_model", 0.20)])])
+    assert not ok and "FAIL" in line
+    # int8 against the float peak is reported, never what passes the floor.
+    line, ok = bench.floor_check([_inference_result(1, [_row("paper", "saved_model", 0.20),
+                                                        _row("paper", "tflite_int8", 0.90)])])
+    assert not ok and "tflite_int8: 90%" in line
+
+
+def test_inference_error_row_or_unmeasured_floor_fails():
+    bench = _bench("bench_inference")
+    error = {"preset": "paper", "format": "onnx", "error": "converter exploded"}
+    line, ok = bench.floor_check([_inference_result(2, [_row("paper", "saved_model", 0.40), error])])
+    assert not ok and "paper/onnx/2t" in line
+    # Only the error row measured paper: the floor itself went unmeasured.
+    line, ok = bench.floor_check([_inference_result(1, [error])])
+    assert not ok and "not measured" in line
+    # A run that did not ask for paper says so and is not a failure.
+    line, ok = bench.floor_check([_inference_result(1, [_row("small", "saved_model", 0.1)])], requested=False)
+    assert ok and "not judged" in line
+
+
+def test_pipeline_without_synthface_is_an_error(tmp_path, monkeypatch):
+    bench = _bench("bench_pipeline")
+    monkeypatch.setitem(sys.modules, "keras_facemt.data.synthetic", None)
+    with pytest.raises(ImportError):
+        bench.write_shards(str(tmp_path / "shards"), 8)
+    with pytest.raises(ImportError):
+        bench.bench_synthface(2)
+
+
+@pytest.mark.parametrize("step_rate,code", [(1e9, 1), (1e-3, 0)])
+def test_pipeline_exit_status_is_the_floor_verdict(monkeypatch, capsys, step_rate, code):
+    """The real shards and pipeline; the training step is replaced by a rate that
+    misses (1e9 examples/s) or meets (1e-3) the 5x floor."""
+    bench = _bench("bench_pipeline")
+    monkeypatch.setattr(bench, "bench_ifan_step", lambda *a: (step_rate, 32))
+    argv = ["--examples", "16", "--batch", "4", "--batches", "2", "--renders", "2"]
+    assert bench.main(argv) == code
+    assert ("BELOW the 5x floor" in capsys.readouterr().out) == (code == 1)
