@@ -249,6 +249,7 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
         "final": final,
         "baselines": baselines,
         "history": history,
+        "data_issues": trained.get("data_issues", {}),
         "data": {t: {"dir": dirs[t], "domain_id": exp.domain_id(t),
                      "train": split_count(dirs[t], TRAIN_SPLIT), "test": split_count(dirs[t], TEST_SPLIT)}
                  for t in exp.tasks},
