@@ -156,6 +156,8 @@ class ShardWriter:
         return int(self.num_shards)
 
     def __enter__(self) -> "ShardWriter":
+        if os.path.exists(self.out_dir) and not os.path.isdir(self.out_dir):
+            raise DataError(f"{self.out_dir}: exists and is not a directory; choose another output directory.")
         if os.path.exists(os.path.join(self.out_dir, MANIFEST)) and not self.overwrite:
             raise DataError(f"{self.out_dir}: a dataset already exists here; pass overwrite=True (--overwrite) to replace it.")
         parent = os.path.dirname(self.out_dir)

@@ -44,21 +44,26 @@ class FaceAnalyzer:
     """
 
     def __init__(self, model, domain: int = 0, batch_size: int = 32, keep_aspect: bool = False):
+        source = None
         if isinstance(model, str):
             from keras_facemt.serving.keras_format import load_model
 
-            model = load_model(model)
+            source, model = model, load_model(model)
         self.model = model
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
         self.batch_size = int(batch_size)
         self.domain = int(domain)
-        names = self._input_names()
+        try:
+            names = self._input_names()
+        except AttributeError:  # a model that was never built has no inputs
+            names = []
+        where = f"{source}: not a face model for FaceAnalyzer. " if source else ""
         if "image" not in names:
-            raise ConfigError(f"The model has no 'image' input. Received: inputs={names}")
+            raise ConfigError(f"{where}The model has no 'image' input. Received: inputs={names}")
         shape = self._input_shape("image")
-        if shape[1] is None or shape[2] is None:
-            raise ConfigError(f"The model's image input needs a static size. Received: shape={shape}")
+        if len(shape) != 4 or shape[1] is None or shape[2] is None:
+            raise ConfigError(f"{where}The model's image input needs a static size. Received: shape={shape}")
         self.input_size = (int(shape[1]), int(shape[2]))
         self.detecting = "boxes" in self._output_names()
         self.keep_aspect = keep_aspect or self.detecting
