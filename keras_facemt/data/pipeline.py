@@ -52,7 +52,7 @@ from keras_facemt.data import augment
 from keras_facemt.data import batch as B
 from keras_facemt.data import landmarks as landmark_schemes
 from keras_facemt.data import schema, shards
-from keras_facemt.data.codec import parse_example
+from keras_facemt.data.codec import MAX_IMAGE_PIXELS, PNG_MAGIC, encoded_image_size, parse_example, tail_has
 from keras_facemt.data.error_log import (
     DEFAULT_ERROR_LOG,
     SKIPPED,
@@ -78,12 +78,7 @@ __all__ = [
 AUTOTUNE = tf.data.AUTOTUNE
 # Files read concurrently by the interleave (more only costs memory).
 _CYCLE_LENGTH = 8
-_TAIL_BYTES = 32
 _JPEG_MAGIC = b"\xff\xd8\xff"
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# Largest image decoded (pixels): a header that declares more is rejected before
-# any buffer is allocated (TF's JPEG decoder alone would allocate up to 512 MiB).
-MAX_IMAGE_PIXELS = 1 << 26
 # TFRecord framing around each record's data: length (8), its CRC (4), data CRC (4).
 _RECORD_FRAMING = 16
 # Keys that travel with an example until error routing, then are dropped.
@@ -237,26 +232,15 @@ def _plan(cfg: DataConfig) -> _StreamPlan:
 
 
 # ---------------------------------------------------------------------- decoding
-def _tail_has(data: tf.Tensor, marker: bytes) -> tf.Tensor:
-    """True if ``marker`` occurs in the last ``_TAIL_BYTES`` bytes of ``data``."""
-    n = tf.strings.length(data)
-    tail = tf.io.decode_raw(tf.strings.substr(data, tf.maximum(n - _TAIL_BYTES, 0), _TAIL_BYTES), tf.uint8)
-    m = len(marker)
-    size = tf.shape(tail)[0]
-    windows = tf.stack([tail[i : size - m + 1 + i] for i in range(m)], axis=1) if m > 1 else tail[:, None]
-    target = tf.constant(np.frombuffer(marker, np.uint8))
-    return tf.reduce_any(tf.reduce_all(tf.equal(windows, target), axis=1))
-
-
 def _image_bytes_error(data: tf.Tensor, field: str, png_only: bool = False) -> tf.Tensor:
     """An error message ('' if fine) for bytes that are not a complete JPEG/PNG."""
     n = tf.strings.length(data)
-    is_png = tf.equal(tf.strings.substr(data, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
+    is_png = tf.equal(tf.strings.substr(data, 0, len(PNG_MAGIC)), PNG_MAGIC)
     is_jpeg = tf.equal(tf.strings.substr(data, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC)
     # A window shorter than the marker would make decode_raw/stack shapes invalid.
     long_enough = n >= 16
-    png_ok = is_png & tf.cond(long_enough, lambda: _tail_has(data, b"IEND"), lambda: tf.constant(False))
-    jpeg_ok = is_jpeg & tf.cond(long_enough, lambda: _tail_has(data, b"\xff\xd9"), lambda: tf.constant(False))
+    png_ok = is_png & tf.cond(long_enough, lambda: tail_has(data, b"IEND"), lambda: tf.constant(False))
+    jpeg_ok = is_jpeg & tf.cond(long_enough, lambda: tail_has(data, b"\xff\xd9"), lambda: tf.constant(False))
     kinds = "PNG" if png_only else "JPEG/PNG"
     ok = png_ok if png_only else (png_ok | jpeg_ok)
     starts = is_png if png_only else (is_png | is_jpeg)
@@ -286,22 +270,6 @@ def _pad_faces(t: tf.Tensor, f: int) -> tf.Tensor:
 def _finite_error(t: tf.Tensor, key: str) -> tf.Tensor:
     """'' if ``t`` is all finite, else a message naming feature ``key``."""
     return tf.where(tf.reduce_all(tf.math.is_finite(t)), "", f"{key!r} has non-finite values")
-
-
-def _header_size(data: tf.Tensor) -> tf.Tensor:
-    """``(height, width)`` int64 ``[2]`` from a PNG's IHDR or a JPEG's SOF, without decoding.
-
-    Raises (in graph) on bytes without a readable header; callers run it where an
-    error becomes a reported record (``_decode_guarded``).
-    """
-    is_png = tf.equal(tf.strings.substr(data, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
-
-    def png():
-        raw = tf.reshape(tf.cast(tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8), tf.int64), [2, 4])
-        width_height = tf.reduce_sum(raw * tf.constant([1 << 24, 1 << 16, 1 << 8, 1], tf.int64), axis=1)
-        return tf.reverse(width_height, [0])
-
-    return tf.cond(is_png, png, lambda: tf.cast(tf.io.extract_jpeg_shape(data)[:2], tf.int64))
 
 
 def _range_error(values: tf.Tensor, present: tf.Tensor, lo: float, hi: float, key: str) -> tf.Tensor:
@@ -374,7 +342,7 @@ def _decode_record(plan: _StreamPlan, file: tf.Tensor, index: tf.Tensor, seriali
     header_ok = tf.equal(tf.strings.length(_join_errors(errors)), 0)
     # The size the image's own header declares is checked against the record before
     # decoding, so a header that lies (or asks for gigapixels) allocates nothing.
-    header_size = tf.cond(header_ok, lambda: _header_size(p["image_bytes"]), lambda: tf.zeros([2], tf.int64))
+    header_size = tf.cond(header_ok, lambda: encoded_image_size(p["image_bytes"]), lambda: tf.zeros([2], tf.int64))
     declared = tf.cast(tf.stack([p["height"], p["width"]]), tf.int64)
     size_ok = tf.logical_or(tf.logical_not(header_ok), tf.reduce_all(tf.equal(header_size, declared)))
     errors.append(
@@ -528,7 +496,7 @@ def _image_decodes(file: tf.Tensor, index: tf.Tensor, serialized: tf.Tensor):
     p = tf.io.parse_single_example(serialized, spec)
     declared = tf.stack([p[schema.IMAGE_HEIGHT], p[schema.IMAGE_WIDTH]])
     checks = [
-        tf.debugging.assert_equal(_header_size(p[schema.IMAGE_ENCODED]), declared),
+        tf.debugging.assert_equal(encoded_image_size(p[schema.IMAGE_ENCODED]), declared),
         tf.debugging.assert_less_equal(tf.reduce_prod(declared), tf.constant(MAX_IMAGE_PIXELS, tf.int64)),
     ]
     with tf.control_dependencies(checks):
