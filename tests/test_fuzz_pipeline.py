@@ -227,14 +227,15 @@ def _check_batch(b):
 
 def test_fuzzed_records_are_reported_and_never_reach_a_batch(fuzz_data, capsys):
     log = ErrorLog()
-    escaped, kept = [], 0
+    escaped, batches = [], []
     try:
         for batch in build_dataset(_cfg(fuzz_data["fuzz"]), error_log=log):
-            b = {k: v.numpy() for k, v in batch.items()}
-            _check_batch(b)
-            kept += len(b[B.IMAGE])
+            batches.append({k: v.numpy() for k, v in batch.items()})
     except Exception as e:  # the assertion below names it
         escaped.append(repr(e)[:500])
+    for b in batches:
+        _check_batch(b)
+    kept = sum(len(b[B.IMAGE]) for b in batches)
     expected = fuzz_data["expected"]
     reported = {(i.file, i.index): i for i in log.skipped()}
     damaged = len(expected)

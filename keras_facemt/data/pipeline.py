@@ -18,10 +18,13 @@
    ``face_mask``, landmarks are mapped to the target scheme and the image is
    resized: crops mode stretches the crop to ``image_size`` (normalised geometry is
    unchanged by a stretch), scenes mode letterboxes (see ``augment.resize_example``).
-4. Records with any problem (``error`` of ``parse_example``, bytes that are not a
-   complete JPEG/PNG, a decoded size that contradicts ``image/height``/``width``,
-   non-finite geometry, parsing ids out of range, a landmark scheme other than the
-   stream's) go through ``cfg.error_policy``: ``skip`` drops the record and enters
+4. Records with any problem (``error`` of ``parse_example``, bytes that do not
+   parse, bytes that are not a complete JPEG/PNG, a header size that contradicts
+   ``image/height``/``width`` or exceeds ``MAX_IMAGE_PIXELS``, non-finite values,
+   labels outside the schema's range (class counts, regression ranges, identities
+   against ``dataset.json``), presence flags other than 0/1, geometry beyond
+   ``schema.GEOMETRY_TOLERANCE``, parsing ids out of range, a landmark scheme other
+   than the stream's) go through ``cfg.error_policy``: ``skip`` drops the record and enters
    it in the ``ErrorLog`` (file, record index, source_id, reason naming the field);
    ``fail`` raises ``DataError`` at the first one (as ``tf.errors.OpError`` from the
    iterator; ``error_log.raise_data_errors`` re-raises it typed).
@@ -29,13 +32,17 @@
    ``(cfg.seed, element index)`` (``data/augment.py``), batching (per replica under
    an ``input_context``; ``drop_remainder`` when repeating) and prefetch.
 
+A shard file that is cut short or damaged is read up to its last good record and
+then entered once as ``lost`` (``error_log.check_shard_end``), or raises under
+``fail``.
+
 Undecodable image bytes must not crash a run, yet TF's decoders raise inside the
 graph. Bytes that do not start with a JPEG (``FF D8 FF``) or PNG signature, or lack
 the format's end marker (JPEG ``FF D9``, PNG ``IEND``) in their last 32 bytes, are
 rejected before decoding with a precise reason (not an image / truncated); bytes
-damaged in the middle are caught by decoding each record in its own one-element
-dataset with ``ignore_errors`` and a fallback that yields the error instead
-(``_decode_guarded``).
+damaged in the middle (and records that no longer parse) are caught by decoding
+each record in its own one-element dataset with ``ignore_errors`` and fallbacks
+that yield the error instead (``_decode_guarded``).
 """
 
 from __future__ import annotations
