@@ -58,10 +58,12 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("inputs")
     p = {name: str(root / name) for name in ("missing", "empty.png", "text.png", "dir", "file", "model.keras",
                                              "truncated.keras", "other.keras", "photo.png", "blank.png", "data",
-                                             "jsonl", "empty.jsonl")}
+                                             "jsonl", "empty.keras", "broken_data")}
     os.makedirs(p["dir"])
     open(p["empty.png"], "wb").close()
-    open(p["empty.jsonl"], "wb").close()
+    open(p["empty.keras"], "wb").close()
+    os.makedirs(p["broken_data"])
+    open(os.path.join(p["broken_data"], "dataset.json"), "wb").close()  # empty manifest
     with open(p["text.png"], "w") as f:
         f.write("not an image\n")
     with open(p["file"], "w") as f:
@@ -106,10 +108,12 @@ CASES = [
     ("inspect-missing", ["inspect", "{missing}"], "{missing}", None),
     ("inspect-file-for-dir", ["inspect", "{file}"], "{file}", None),
     ("inspect-dir-without-dataset", ["inspect", "{dir}"], "{dir}", None),
+    ("inspect-empty-dataset-json", ["inspect", "{broken_data}"], "{broken_data}/dataset.json", None),
     ("inspect-sheet-under-a-file", ["inspect", "{data}", "--sheet", "{file}/x.png"], "{file}", None),
     # vote-attributes
     ("vote-missing", ["vote-attributes", "{missing}", "{out}"], "{missing}", None),
     ("vote-file-for-dir", ["vote-attributes", "{file}", "{out}"], "{file}", None),
+    ("vote-empty-dataset-json", ["vote-attributes", "{broken_data}", "{out}"], "{broken_data}/dataset.json", None),
     ("vote-out-under-a-file", ["vote-attributes", "{data}", "{file}/x"], "{file}", None),
     # train
     ("train-unknown-system", ["train", "nosuch"], "nosuch", None),
@@ -122,6 +126,10 @@ CASES = [
      "{missing}", None),
     ("export-empty-dir-model", ["export", "--model-dir", "{dir}", "--output", "{out}", "--data", "{data}"],
      "{dir}", None),
+    ("export-empty-keras", ["export", "--model-dir", "{empty.keras}", "--output", "{out}", "--data", "{data}"],
+     "{empty.keras}", None),
+    ("export-empty-dataset-json", ["export", "--model-dir", "{model.keras}", "--output", "{out}", "--data",
+                                   "{broken_data}"], "{broken_data}/dataset.json", None),
     ("export-truncated-keras", ["export", "--model-dir", "{truncated.keras}", "--output", "{out}", "--data",
                                 "{data}"], "{truncated.keras}", None),
     ("export-non-keras-file", ["export", "--model-dir", "{text.png}", "--output", "{out}", "--data", "{data}"],
@@ -139,6 +147,7 @@ CASES = [
     # predict
     ("predict-missing-model", ["predict", "--model", "{missing}", "{photo.png}"], "{missing}", None),
     ("predict-dir-for-model", ["predict", "--model", "{dir}", "{photo.png}"], "{dir}", None),
+    ("predict-empty-keras", ["predict", "--model", "{empty.keras}", "{photo.png}"], "{empty.keras}", None),
     ("predict-truncated-keras", ["predict", "--model", "{truncated.keras}", "{photo.png}"], "{truncated.keras}",
      None),
     ("predict-image-for-model", ["predict", "--model", "{photo.png}", "{photo.png}"], "{photo.png}", None),
