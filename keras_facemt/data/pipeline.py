@@ -154,7 +154,14 @@ def stream_landmark_scheme(data_dir: str, files: Sequence[str]) -> Optional[str]
     if counts is None:
         counts = {}
         for raw in tf.data.TFRecordDataset(files[0]).take(1):
-            feature = tf.train.Example.FromString(raw.numpy()).features.feature.get(schema.LANDMARK_SCHEME)
+            try:
+                example = tf.train.Example.FromString(raw.numpy())
+            except Exception:  # protobuf's DecodeError: a damaged first record
+                raise DataError(
+                    f"{files[0]}#0: not a tf.train.Example, and dataset.json has no landmark_schemes to read "
+                    f"the stream's scheme from instead."
+                ) from None
+            feature = example.features.feature.get(schema.LANDMARK_SCHEME)
             values = feature.bytes_list.value if feature is not None else []
             counts = {values[0].decode() if values else "none": 1}
     used = sorted(s for s, n in counts.items() if s != "none" and int(n) > 0)
