@@ -58,7 +58,7 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("inputs")
     p = {name: str(root / name) for name in ("missing", "empty.png", "text.png", "dir", "file", "model.keras",
                                              "truncated.keras", "other.keras", "photo.png", "blank.png", "data",
-                                             "jsonl", "empty.keras", "broken_data")}
+                                             "jsonl", "empty.keras", "broken_data", "cut_data")}
     os.makedirs(p["dir"])
     open(p["empty.png"], "wb").close()
     open(p["empty.keras"], "wb").close()
@@ -78,6 +78,14 @@ def files(tmp_path_factory):
     other.save(p["other.keras"])
     write_synthetic(p["data"], count=4, shards=1, image_size=32, tasks=("landmarks",), splits=(("train", 0.5),
                     ("test", 0.5)))
+    import shutil
+
+    shutil.copytree(p["data"], p["cut_data"])
+    shard = os.path.join(p["cut_data"], "train-00000-of-00001.tfrecord")
+    p["cut_shard"] = shard
+    data = open(shard, "rb").read()
+    with open(shard, "wb") as f:
+        f.write(data[: len(data) - 100])
     from tests import fixtures_layouts
 
     fixtures_layouts.make_jsonl(p["jsonl"])
@@ -108,12 +116,14 @@ CASES = [
     ("inspect-missing", ["inspect", "{missing}"], "{missing}", None),
     ("inspect-file-for-dir", ["inspect", "{file}"], "{file}", None),
     ("inspect-dir-without-dataset", ["inspect", "{dir}"], "{dir}", None),
+    ("inspect-truncated-shard", ["inspect", "{cut_data}", "--num", "0"], "{cut_shard}", None),
     ("inspect-empty-dataset-json", ["inspect", "{broken_data}"], "{broken_data}/dataset.json", None),
     ("inspect-sheet-under-a-file", ["inspect", "{data}", "--sheet", "{file}/x.png"], "{file}", None),
     # vote-attributes
     ("vote-missing", ["vote-attributes", "{missing}", "{out}"], "{missing}", None),
     ("vote-file-for-dir", ["vote-attributes", "{file}", "{out}"], "{file}", None),
     ("vote-empty-dataset-json", ["vote-attributes", "{broken_data}", "{out}"], "{broken_data}/dataset.json", None),
+    ("vote-truncated-shard", ["vote-attributes", "{cut_data}", "{out}"], "{cut_shard}", None),
     ("vote-out-under-a-file", ["vote-attributes", "{data}", "{file}/x"], "{file}", None),
     # train
     ("train-unknown-system", ["train", "nosuch"], "nosuch", None),

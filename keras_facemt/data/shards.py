@@ -311,7 +311,18 @@ def check_tfrecord(path: str) -> None:
 
 
 def iter_records(path: str) -> Iterable[FaceRecord]:
-    """Yields FaceRecords of one shard (host side; for tools and tests)."""
+    """Yields FaceRecords of one shard (host side; for tools and tests).
+
+    Raises:
+        DataError: naming the file (and its last good record) if it is damaged.
+    """
     check_tfrecord(path)
-    for i, raw in enumerate(tf.data.TFRecordDataset(path)):
-        yield FaceRecord.from_example(raw.numpy(), source=f"{path}#{i}")
+    i = 0
+    try:
+        for raw in tf.data.TFRecordDataset(path):
+            yield FaceRecord.from_example(raw.numpy(), source=f"{path}#{i}")
+            i += 1
+    except tf.errors.DataLossError:
+        raise DataError(
+            f"{path}: shard file is truncated or damaged after record {i - 1}; the records after it cannot be read."
+        ) from None
