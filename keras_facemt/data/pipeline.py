@@ -316,7 +316,6 @@ def _geometry_errors(plan: _StreamPlan, p: Dict[str, tf.Tensor]) -> List[tf.Tens
     if "landmarks" in plan.tasks:
         shown = (p["landmarks_visible"] > 0) & (p["has_landmarks"][:, None] > 0)
         errors.append(_range_error(p["landmarks"], tf.stack([shown, shown], -1), lo, hi, schema.FACE_LANDMARKS))
-        errors.append(_flag_error(p["landmarks_visible"], schema.FACE_LANDMARKS_VISIBLE))
         errors.append(_flag_error(p["has_landmarks"], schema.FACE_HAS_LANDMARKS))
     if "pose" in plan.tasks:
         present = tf.tile(p["has_pose"][:, None] > 0, [1, 3])
