@@ -42,8 +42,19 @@ def main(argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except FaceMTError as e:
-        print(f"facemt {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(args.command, str(e))
+    except OSError as e:
+        # The file system refused (no space, a file where a directory must go, ...):
+        # the writers already removed their temporaries; name the path it refused.
+        where = f"{e.filename}: " if e.filename else ""
+        return _fail(args.command, f"{where}{e.strerror or e}")
+
+
+def _fail(command: str, message: str) -> int:
+    """One line on stderr (a message's later lines are details) and exit status 2."""
+    first = message.strip().splitlines()[0] if message.strip() else "failed"
+    print(f"facemt {command}: error: {first}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def test_bad_data_flag(run, tmp_path):
 def test_second_run_into_a_directory_with_a_checkpoint_is_refused_without_resume(run, tmp_path, monkeypatch):
     import tensorflow as tf
 
-    from keras_facemt.training import ifan_job
+    from keras_facemt.models.ifan import job as ifan_job
 
     def rendering_started(*args, **kwargs):  # fail fast instead of training when not refused
         raise AssertionError("the run went on to render data: not refused")

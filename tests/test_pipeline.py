@@ -467,3 +467,66 @@ def test_mixing_crops_and_scenes_is_a_config_error(tmp_path):
     scenes = build_dataset(_cfg(a, tasks=("identity",), mode="scenes", max_faces=2))
     with pytest.raises(ConfigError, match="disagree on key"):
         mix_streams({"c": crops, "s": scenes})
+
+
+# ------------------------------------------------------------------ damaged shard files
+def _truncated_dataset(tmp_path, cut=0):
+    d = _write(tmp_path / "ds", [_record(i) for i in range(12)], num_shards=2)
+    path = os.path.join(d, "train-00000-of-00002.tfrecord")
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:  # as an interrupted copy leaves it (cut 0: at a record boundary)
+        f.write(data[: len(data) * 2 // 3 - cut])
+    readable = sum(1 for _ in tf.data.TFRecordDataset(path).ignore_errors())
+    return d, path, readable
+
+
+@pytest.mark.parametrize("cut", [0, 100])
+def test_truncated_shard_is_reported_by_name_and_its_readable_records_are_used(tmp_path, cut):
+    d, path, readable = _truncated_dataset(tmp_path, cut)
+    log = ErrorLog()
+    ids = _ids(build_dataset(_cfg(d, tasks=("identity",)), error_log=log))
+    # Round-robin shards: file 0 holds the even ids, file 1 the odd ones.
+    assert ids == sorted(list(range(1, 12, 2)) + list(range(0, 12, 2))[:readable])
+    (lost,) = log.lost()
+    assert lost.file == path and lost.index == readable - 1
+    assert lost.lost_records == 6 - readable > 0
+    assert f"after record {readable - 1}" in lost.reason
+    assert log.counts() == {"s": {"lost": 1, "lost_records": 6 - readable}}
+    assert path in log.summary() and log.skipped() == []
+
+
+def test_truncated_shard_fails_naming_the_file_under_fail(tmp_path):
+    d, path, _ = _truncated_dataset(tmp_path)
+    ds = build_dataset(_cfg(d, tasks=("identity",), error_policy="fail"), error_log=ErrorLog())
+    with pytest.raises(DataError, match=f"{path}: shard file is truncated or damaged"):
+        with raise_data_errors():
+            _ids(ds)
+
+
+def test_training_history_lists_skipped_records_and_lost_shard_files(tmp_path):
+    from keras_facemt.data.error_log import DEFAULT_ERROR_LOG
+    from keras_facemt.training.schedule import Phase
+    from keras_facemt.training.trainer import Trainer, TrainerConfig
+    from tests import trainer_fixtures as fx
+
+    records = [_record(i, h=fx.IMAGE, w=fx.IMAGE, attributes={"emotion": np.full((1,), i % 3)}) for i in range(12)]
+    d = str(tmp_path / "ds")
+    with ShardWriter(d, num_shards=2) as w:
+        for i, r in enumerate(records):
+            if i == 3:  # out of the schema's emotion range: the writer would refuse it
+                ex = tf.train.Example.FromString(_record(3, h=fx.IMAGE, w=fx.IMAGE).serialize())
+                ex.features.feature[schema.ATTR_PREFIX + "emotion"].int64_list.value[0] = 99
+                w.write_serialized(ex.SerializeToString(), _record(3, h=fx.IMAGE, w=fx.IMAGE))
+            else:
+                w.write(r)
+    path = os.path.join(d, "train-00000-of-00002.tfrecord")
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2 + 10])
+    DEFAULT_ERROR_LOG.clear()
+    stream = _cfg(d, tasks=("emotion",), image_size=(fx.IMAGE, fx.IMAGE), global_batch_size=2, repeat=True)
+    trainer = Trainer(fx.tiny_model, fx.loss_terms()[1:], {"emotion": stream}, [Phase("p", 6, ("emotion",))],
+                      config=TrainerConfig(str(tmp_path / "run"), steps_per_loop=6, progress=False, summaries=False))
+    history = trainer.train()
+    DEFAULT_ERROR_LOG.clear()
+    counts = {"skipped": 1, "lost": 1, "lost_records": 3}
+    assert history["phases"][0]["data_issues"] == {"s": counts} == history["data_issues"]

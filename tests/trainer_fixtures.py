@@ -11,9 +11,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_facemt.configs.outputs import OutputSpec, ServingSpec
 from keras_facemt.layers.domain_batch_norm import DomainBatchNorm
 from keras_facemt.losses.classification import sparse_softmax_cross_entropy
 from keras_facemt.losses.regression import euclidean_points
+from keras_facemt.models.model_info import ModelInfo, attach
 from keras_facemt.training.schedule import LossTerm
 
 IMAGE = 8
@@ -54,7 +56,16 @@ def tiny_model(num_domains: int = 2, name: str = "tiny", step_counter=None):
     lm = keras.layers.Dense(POINTS * 2, name="decoder_landmarks_dense")(x)
     lm = keras.layers.Reshape((POINTS, 2), name="decoder_landmarks_reshape")(lm)
     emo = keras.layers.Dense(CLASSES, name="decoder_emotion_dense")(x)
-    return keras.Model({"image": image, "domain": domain}, {"landmarks": lm, "emotion_logits": emo}, name=name)
+    model = keras.Model({"image": image, "domain": domain}, {"landmarks": lm, "emotion_logits": emo}, name=name)
+    return attach(model, ModelInfo("tiny_test", {"num_domains": num_domains}, TINY_SPEC))
+
+
+# What ``tiny_model`` declares (serving signatures and FaceAnalyzer read it).
+TINY_SPEC = ServingSpec({
+    "landmarks": OutputSpec("landmarks", task="landmarks", scheme="mtfl5"),
+    "emotion_logits": OutputSpec("class_logits", task="emotion", names=tuple(str(i) for i in range(CLASSES)),
+                                 activation="softmax"),
+})
 
 
 def landmark_fn(batch, prediction):

@@ -348,6 +348,41 @@ class FaceRecord:
 
 
 # ---------------------------------------------------------------------- in-graph decode
+# Largest image decoded (pixels): a header that declares more is rejected before
+# any buffer is allocated (TF's JPEG decoder alone would allocate up to 512 MiB).
+MAX_IMAGE_PIXELS = 1 << 26
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# End markers (JPEG FF D9, PNG IEND) are looked for in this many trailing bytes.
+TAIL_BYTES = 32
+
+
+def tail_has(data: tf.Tensor, marker: bytes) -> tf.Tensor:
+    """True if ``marker`` occurs in the last ``TAIL_BYTES`` bytes of ``data``."""
+    n = tf.strings.length(data)
+    tail = tf.io.decode_raw(tf.strings.substr(data, tf.maximum(n - TAIL_BYTES, 0), TAIL_BYTES), tf.uint8)
+    m = len(marker)
+    size = tf.shape(tail)[0]
+    windows = tf.stack([tail[i : size - m + 1 + i] for i in range(m)], axis=1) if m > 1 else tail[:, None]
+    target = tf.constant(np.frombuffer(marker, np.uint8))
+    return tf.reduce_any(tf.reduce_all(tf.equal(windows, target), axis=1))
+
+
+def encoded_image_size(data: tf.Tensor) -> tf.Tensor:
+    """``(height, width)`` int64 ``[2]`` from a PNG's IHDR or a JPEG's SOF, without decoding.
+
+    Raises (in graph) on bytes without a readable header; callers run it where an
+    error is reported (the pipeline's guarded decode, a serving request's error).
+    """
+    is_png = tf.equal(tf.strings.substr(data, 0, len(PNG_MAGIC)), PNG_MAGIC)
+
+    def png():
+        raw = tf.reshape(tf.cast(tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8), tf.int64), [2, 4])
+        width_height = tf.reduce_sum(raw * tf.constant([1 << 24, 1 << 16, 1 << 8, 1], tf.int64), axis=1)
+        return tf.reverse(width_height, [0])
+
+    return tf.cond(is_png, png, lambda: tf.cast(tf.io.extract_jpeg_shape(data)[:2], tf.int64))
+
+
 def _feature_spec(attributes) -> Dict[str, object]:
     var = tf.io.VarLenFeature
     spec = {

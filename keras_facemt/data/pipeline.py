@@ -18,10 +18,13 @@
    ``face_mask``, landmarks are mapped to the target scheme and the image is
    resized: crops mode stretches the crop to ``image_size`` (normalised geometry is
    unchanged by a stretch), scenes mode letterboxes (see ``augment.resize_example``).
-4. Records with any problem (``error`` of ``parse_example``, bytes that are not a
-   complete JPEG/PNG, a decoded size that contradicts ``image/height``/``width``,
-   non-finite geometry, parsing ids out of range, a landmark scheme other than the
-   stream's) go through ``cfg.error_policy``: ``skip`` drops the record and enters
+4. Records with any problem (``error`` of ``parse_example``, bytes that do not
+   parse, bytes that are not a complete JPEG/PNG, a header size that contradicts
+   ``image/height``/``width`` or exceeds ``MAX_IMAGE_PIXELS``, non-finite values,
+   labels outside the schema's range (class counts, regression ranges, identities
+   against ``dataset.json``), presence flags other than 0/1, geometry beyond
+   ``schema.GEOMETRY_TOLERANCE``, parsing ids out of range, a landmark scheme other
+   than the stream's) go through ``cfg.error_policy``: ``skip`` drops the record and enters
    it in the ``ErrorLog`` (file, record index, source_id, reason naming the field);
    ``fail`` raises ``DataError`` at the first one (as ``tf.errors.OpError`` from the
    iterator; ``error_log.raise_data_errors`` re-raises it typed).
@@ -29,13 +32,17 @@
    ``(cfg.seed, element index)`` (``data/augment.py``), batching (per replica under
    an ``input_context``; ``drop_remainder`` when repeating) and prefetch.
 
+A shard file that is cut short or damaged is read up to its last good record and
+then entered once as ``lost`` (``error_log.check_shard_end``), or raises under
+``fail``.
+
 Undecodable image bytes must not crash a run, yet TF's decoders raise inside the
 graph. Bytes that do not start with a JPEG (``FF D8 FF``) or PNG signature, or lack
 the format's end marker (JPEG ``FF D9``, PNG ``IEND``) in their last 32 bytes, are
 rejected before decoding with a precise reason (not an image / truncated); bytes
-damaged in the middle are caught by decoding each record in its own one-element
-dataset with ``ignore_errors`` and a fallback that yields the error instead
-(``_decode_guarded``).
+damaged in the middle (and records that no longer parse) are caught by decoding
+each record in its own one-element dataset with ``ignore_errors`` and fallbacks
+that yield the error instead (``_decode_guarded``).
 """
 
 from __future__ import annotations
@@ -52,12 +59,13 @@ from keras_facemt.data import augment
 from keras_facemt.data import batch as B
 from keras_facemt.data import landmarks as landmark_schemes
 from keras_facemt.data import schema, shards
-from keras_facemt.data.codec import parse_example
+from keras_facemt.data.codec import MAX_IMAGE_PIXELS, PNG_MAGIC, encoded_image_size, parse_example, tail_has
 from keras_facemt.data.error_log import (
     DEFAULT_ERROR_LOG,
     SKIPPED,
     TRUNCATED,
     ErrorLog,
+    check_shard_end,
     raise_data_errors,
     report_issue,
 )
@@ -77,9 +85,9 @@ __all__ = [
 AUTOTUNE = tf.data.AUTOTUNE
 # Files read concurrently by the interleave (more only costs memory).
 _CYCLE_LENGTH = 8
-_TAIL_BYTES = 32
 _JPEG_MAGIC = b"\xff\xd8\xff"
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# TFRecord framing around each record's data: length (8), its CRC (4), data CRC (4).
+_RECORD_FRAMING = 16
 # Keys that travel with an example until error routing, then are dropped.
 _META = ("_file", "_index", "_source_id", "_error", "_num_faces")
 
@@ -146,7 +154,14 @@ def stream_landmark_scheme(data_dir: str, files: Sequence[str]) -> Optional[str]
     if counts is None:
         counts = {}
         for raw in tf.data.TFRecordDataset(files[0]).take(1):
-            feature = tf.train.Example.FromString(raw.numpy()).features.feature.get(schema.LANDMARK_SCHEME)
+            try:
+                example = tf.train.Example.FromString(raw.numpy())
+            except Exception:  # protobuf's DecodeError: a damaged first record
+                raise DataError(
+                    f"{files[0]}#0: not a tf.train.Example, and dataset.json has no landmark_schemes to read "
+                    f"the stream's scheme from instead."
+                ) from None
+            feature = example.features.feature.get(schema.LANDMARK_SCHEME)
             values = feature.bytes_list.value if feature is not None else []
             counts = {values[0].decode() if values else "none": 1}
     used = sorted(s for s, n in counts.items() if s != "none" and int(n) > 0)
@@ -186,6 +201,8 @@ class _StreamPlan:
     source_scheme: Optional[str]
     target_scheme: Optional[str]
     num_faces: int  # F: 1 in crops mode, max_faces in scenes mode
+    num_identities: Optional[int] = None  # identity ids must lie in [0, num_identities)
+    shard_records: Tuple[Tuple[str, int], ...] = ()  # (file, records) from dataset.json
 
     @property
     def tasks(self) -> Tuple[str, ...]:
@@ -223,30 +240,21 @@ def _plan(cfg: DataConfig) -> _StreamPlan:
         source_scheme=source,
         target_scheme=target,
         num_faces=1 if cfg.mode == "crops" else cfg.max_faces,
+        num_identities=shards.identity_count(cfg.data_dir),
+        shard_records=tuple(sorted(shards.shard_record_counts(cfg.data_dir, cfg.split).items())),
     )
 
 
 # ---------------------------------------------------------------------- decoding
-def _tail_has(data: tf.Tensor, marker: bytes) -> tf.Tensor:
-    """True if ``marker`` occurs in the last ``_TAIL_BYTES`` bytes of ``data``."""
-    n = tf.strings.length(data)
-    tail = tf.io.decode_raw(tf.strings.substr(data, tf.maximum(n - _TAIL_BYTES, 0), _TAIL_BYTES), tf.uint8)
-    m = len(marker)
-    size = tf.shape(tail)[0]
-    windows = tf.stack([tail[i : size - m + 1 + i] for i in range(m)], axis=1) if m > 1 else tail[:, None]
-    target = tf.constant(np.frombuffer(marker, np.uint8))
-    return tf.reduce_any(tf.reduce_all(tf.equal(windows, target), axis=1))
-
-
 def _image_bytes_error(data: tf.Tensor, field: str, png_only: bool = False) -> tf.Tensor:
     """An error message ('' if fine) for bytes that are not a complete JPEG/PNG."""
     n = tf.strings.length(data)
-    is_png = tf.equal(tf.strings.substr(data, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
+    is_png = tf.equal(tf.strings.substr(data, 0, len(PNG_MAGIC)), PNG_MAGIC)
     is_jpeg = tf.equal(tf.strings.substr(data, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC)
     # A window shorter than the marker would make decode_raw/stack shapes invalid.
     long_enough = n >= 16
-    png_ok = is_png & tf.cond(long_enough, lambda: _tail_has(data, b"IEND"), lambda: tf.constant(False))
-    jpeg_ok = is_jpeg & tf.cond(long_enough, lambda: _tail_has(data, b"\xff\xd9"), lambda: tf.constant(False))
+    png_ok = is_png & tf.cond(long_enough, lambda: tail_has(data, b"IEND"), lambda: tf.constant(False))
+    jpeg_ok = is_jpeg & tf.cond(long_enough, lambda: tail_has(data, b"\xff\xd9"), lambda: tf.constant(False))
     kinds = "PNG" if png_only else "JPEG/PNG"
     ok = png_ok if png_only else (png_ok | jpeg_ok)
     starts = is_png if png_only else (is_png | is_jpeg)
@@ -278,6 +286,54 @@ def _finite_error(t: tf.Tensor, key: str) -> tf.Tensor:
     return tf.where(tf.reduce_all(tf.math.is_finite(t)), "", f"{key!r} has non-finite values")
 
 
+def _range_error(values: tf.Tensor, present: tf.Tensor, lo: float, hi: float, key: str) -> tf.Tensor:
+    """'' if every value where ``present`` is in ``[lo, hi]`` (NaN is not), else a message."""
+    v = tf.cast(values, tf.float32)
+    ok = tf.logical_or(tf.logical_not(present), tf.logical_and(v >= lo, v <= hi))
+    bad = tf.boolean_mask(v, tf.logical_not(ok))
+    return tf.cond(
+        tf.reduce_all(ok),
+        lambda: tf.constant(""),
+        lambda: tf.strings.format(f"{key!r} has value {{}} outside [{lo:g}, {hi:g}]", [bad[0]]),
+    )
+
+
+def _flag_error(flag: tf.Tensor, key: str) -> tf.Tensor:
+    """'' if a presence/visibility flag holds only 0 and 1, else a message naming ``key``."""
+    ok = tf.reduce_all(tf.logical_or(tf.equal(flag, 0.0), tf.equal(flag, 1.0)))
+    return tf.where(ok, "", f"{key!r} must hold 0 or 1")
+
+
+def _geometry_errors(plan: _StreamPlan, p: Dict[str, tf.Tensor]) -> List[tf.Tensor]:
+    """Boxes and visible landmarks outside ``[-tol, 1 + tol]`` (the converters' tolerance)
+    or boxes with ``xmax < xmin``; pose angles outside [-180, 180] degrees."""
+    lo, hi = -schema.GEOMETRY_TOLERANCE, 1.0 + schema.GEOMETRY_TOLERANCE
+    box = p["bbox"]
+    errors = [
+        _range_error(box, tf.ones_like(box, tf.bool), lo, hi, schema.FACE_BBOX),
+        tf.where(tf.reduce_all(box[:, 2:] >= box[:, :2]), "", f"{schema.FACE_BBOX!r} has a box with xmax < xmin or ymax < ymin"),
+    ]
+    if "landmarks" in plan.tasks:
+        shown = (p["landmarks_visible"] > 0) & (p["has_landmarks"][:, None] > 0)
+        errors.append(_range_error(p["landmarks"], tf.stack([shown, shown], -1), lo, hi, schema.FACE_LANDMARKS))
+        errors.append(_flag_error(p["has_landmarks"], schema.FACE_HAS_LANDMARKS))
+    if "pose" in plan.tasks:
+        present = tf.tile(p["has_pose"][:, None] > 0, [1, 3])
+        errors.append(_range_error(p["pose"], present, -180.0, 180.0, schema.FACE_POSE))
+        errors.append(_flag_error(p["has_pose"], schema.FACE_HAS_POSE))
+    return errors
+
+
+def _checked_label(values: tf.Tensor, present: tf.Tensor, lo: float, hi: float, key: str, errors: List[tf.Tensor]):
+    """Appends range/flag errors of one per-face label; returns it zeroed where absent.
+
+    An absent label carries no meaning, yet an id out of range would still break a
+    sparse cross-entropy that is masked afterwards.
+    """
+    errors.append(_range_error(values, present > 0, lo, hi, key))
+    return tf.where(present > 0, values, tf.zeros_like(values))
+
+
 def _decode_record(plan: _StreamPlan, file: tf.Tensor, index: tf.Tensor, serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
     """One serialised record -> a face-major example resized to ``image_size``.
 
@@ -297,16 +353,11 @@ def _decode_record(plan: _StreamPlan, file: tf.Tensor, index: tf.Tensor, seriali
     image_error = _image_bytes_error(p["image_bytes"], schema.IMAGE_ENCODED)
     errors.append(tf.where(tf.strings.length(p["error"]) > 0, tf.constant(""), image_error))
     header_ok = tf.equal(tf.strings.length(_join_errors(errors)), 0)
-
-    def decode():
-        img = tf.io.decode_image(p["image_bytes"], channels=3, expand_animations=False)
-        return tf.ensure_shape(img, [None, None, 3])
-
-    image = tf.cond(header_ok, decode, lambda: tf.zeros([1, 1, 3], tf.uint8))
-    shape = tf.shape(image)
-    size_ok = tf.logical_or(
-        tf.logical_not(header_ok), tf.logical_and(tf.equal(shape[0], p["height"]), tf.equal(shape[1], p["width"]))
-    )
+    # The size the image's own header declares is checked against the record before
+    # decoding, so a header that lies (or asks for gigapixels) allocates nothing.
+    header_size = tf.cond(header_ok, lambda: encoded_image_size(p["image_bytes"]), lambda: tf.zeros([2], tf.int64))
+    declared = tf.cast(tf.stack([p["height"], p["width"]]), tf.int64)
+    size_ok = tf.logical_or(tf.logical_not(header_ok), tf.reduce_all(tf.equal(header_size, declared)))
     errors.append(
         tf.where(
             size_ok,
@@ -314,11 +365,26 @@ def _decode_record(plan: _StreamPlan, file: tf.Tensor, index: tf.Tensor, seriali
             tf.strings.format(
                 f"{schema.IMAGE_HEIGHT!r}/{schema.IMAGE_WIDTH!r} say {{}}x{{}} but "
                 f"{schema.IMAGE_ENCODED!r} decodes to {{}}x{{}}",
-                [p["height"], p["width"], shape[0], shape[1]],
+                [p["height"], p["width"], header_size[0], header_size[1]],
             ),
         )
     )
+    too_large = header_ok & size_ok & (tf.reduce_prod(declared) > MAX_IMAGE_PIXELS)
+    errors.append(
+        tf.where(
+            too_large,
+            tf.strings.format(f"{schema.IMAGE_ENCODED!r} is {{}}x{{}}, more than {MAX_IMAGE_PIXELS} pixels", [p["height"], p["width"]]),
+            tf.constant(""),
+        )
+    )
+
+    def decode():
+        img = tf.io.decode_image(p["image_bytes"], channels=3, expand_animations=False)
+        return tf.ensure_shape(img, [None, None, 3])
+
+    image = tf.cond(header_ok & size_ok & tf.logical_not(too_large), decode, lambda: tf.zeros([1, 1, 3], tf.uint8))
     errors.append(_finite_error(p["bbox"], schema.FACE_BBOX))
+    errors.extend(_geometry_errors(plan, p))
     scheme_ok = tf.reduce_any(tf.equal(p["landmark_scheme"], ["none", plan.source_scheme or "none"]))
     errors.append(
         tf.where(
@@ -338,6 +404,7 @@ def _decode_record(plan: _StreamPlan, file: tf.Tensor, index: tf.Tensor, seriali
         B.FACE_MASK: _pad_faces(tf.ones([p["num_faces"]], tf.float32), f),
     }
     if cfg.mode == "scenes":
+        errors.append(_flag_error(p["has_boxes"], schema.HAS_BOXES))
         ex[B.HAS_BOXES] = p["has_boxes"]
     tasks = plan.tasks
     if "landmarks" in tasks:
@@ -346,6 +413,7 @@ def _decode_record(plan: _StreamPlan, file: tf.Tensor, index: tf.Tensor, seriali
     if "parsing" in tasks:
         parsing, parsing_error = _decode_parsing(p)
         errors.append(parsing_error)
+        errors.append(_flag_error(p["has_parsing"], schema.HAS_PARSING))
         ex[B.PARSING] = parsing
         ex[B.HAS_PARSING] = p["has_parsing"]
     if "pose" in tasks:
@@ -353,16 +421,23 @@ def _decode_record(plan: _StreamPlan, file: tf.Tensor, index: tf.Tensor, seriali
         ex[B.POSE] = _pad_faces(p["pose"], f)
         ex[B.HAS_POSE] = _pad_faces(p["has_pose"], f)
     if "identity" in tasks:
-        ex[B.IDENTITY] = _pad_faces(p["identity"], f)
+        hi = (plan.num_identities or 2**31) - 1
+        identity = _checked_label(p["identity"], p["has_identity"], 0, hi, schema.FACE_IDENTITY, errors)
+        errors.append(_flag_error(p["has_identity"], schema.FACE_HAS_IDENTITY))
+        ex[B.IDENTITY] = _pad_faces(identity, f)
         ex[B.HAS_IDENTITY] = _pad_faces(p["has_identity"], f)
     if "teacher_embedding" in tasks:
         errors.append(_finite_error(p["teacher_embedding"], schema.FACE_TEACHER_EMBEDDING))
+        errors.append(_flag_error(p["has_teacher_embedding"], schema.FACE_HAS_TEACHER_EMBEDDING))
         ex[B.TEACHER_EMBEDDING] = _pad_faces(p["teacher_embedding"], f)
         ex[B.HAS_TEACHER_EMBEDDING] = _pad_faces(p["has_teacher_embedding"], f)
     for name in plan.attributes:
-        value = p[f"attr/{name}"]
+        value, present = p[f"attr/{name}"], p[f"has_attr/{name}"]
         if value.dtype == tf.float32:
             errors.append(_finite_error(value, schema.ATTR_PREFIX + name))
+        lo, hi = schema.attribute_spec(name).value_range
+        value = _checked_label(value, present, lo, hi, schema.ATTR_PREFIX + name, errors)
+        errors.append(_flag_error(present, schema.HAS_ATTR_PREFIX + name))
         ex[B.attr(name)] = _pad_faces(value, f)
         ex[B.has_attr(name)] = _pad_faces(p[f"has_attr/{name}"], f)
 
@@ -424,48 +499,107 @@ def _decode_parsing(p: Dict[str, tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
 
 
 def _image_decodes(file: tf.Tensor, index: tf.Tensor, serialized: tf.Tensor):
-    """Identity on the record that fails when its image bytes do not decode."""
-    spec = {schema.IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string, default_value="")}
-    data = tf.io.parse_single_example(serialized, spec)[schema.IMAGE_ENCODED]
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    """Identity on the record that fails when the record does not parse or its image
+    bytes do not decode to the size the record declares."""
+    spec = {
+        schema.IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        schema.IMAGE_HEIGHT: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+        schema.IMAGE_WIDTH: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    }
+    p = tf.io.parse_single_example(serialized, spec)
+    declared = tf.stack([p[schema.IMAGE_HEIGHT], p[schema.IMAGE_WIDTH]])
+    checks = [
+        tf.debugging.assert_equal(encoded_image_size(p[schema.IMAGE_ENCODED]), declared),
+        tf.debugging.assert_less_equal(tf.reduce_prod(declared), tf.constant(MAX_IMAGE_PIXELS, tf.int64)),
+    ]
+    with tf.control_dependencies(checks):
+        image = tf.io.decode_image(p[schema.IMAGE_ENCODED], channels=3, expand_animations=False)
     # The index is routed through the decoded size so the decode cannot be pruned.
     index = tf.maximum(index, -tf.cast(tf.shape(image)[0], index.dtype))
     return file, index, serialized
 
 
+def _source_id_of(serialized: tf.Tensor) -> tf.Tensor:
+    """``image/source_id`` of a record (raises in graph if the record does not parse)."""
+    spec = {schema.IMAGE_SOURCE_ID: tf.io.FixedLenFeature([], tf.string, default_value="")}
+    return tf.io.parse_single_example(serialized, spec)[schema.IMAGE_SOURCE_ID]
+
+
+def salvage_source_id(serialized: bytes) -> str:
+    """Best-effort ``image/source_id`` of bytes that no longer parse as an Example.
+
+    Walks the protobuf wire format of ``Features.feature`` map entries as far as it
+    stays well-formed and returns the first ``image/source_id`` value found ('' if
+    none), so a damaged record can still be reported by name.
+    """
+    key = schema.IMAGE_SOURCE_ID.encode()
+    at = serialized.find(b"\n" + bytes([len(key)]) + key)
+    if at < 0:
+        return ""
+    rest, pos, length = serialized[at + 2 + len(key) :], 0, 0
+    # value: Feature (field 2) -> BytesList (field 1) -> first value (field 1), each
+    # length-delimited with a one-byte length for ids shorter than 128 bytes.
+    for tag in (0x12, 0x0A, 0x0A):
+        if pos + 2 > len(rest) or rest[pos] != tag or rest[pos + 1] >= 128:
+            return ""
+        length, pos = rest[pos + 1], pos + 2
+    return rest[pos : pos + length].decode("utf-8", "replace")
+
+
+def _salvaged_source_id(serialized: tf.Tensor) -> tf.Tensor:
+    def fn(raw):
+        try:
+            return salvage_source_id(raw.numpy())
+        except Exception:  # best effort only: the record is reported either way
+            return ""
+
+    out = tf.py_function(fn, [serialized], tf.string)
+    out.set_shape([])
+    return out
+
+
 def _decode_guarded(plan: _StreamPlan):
     """``(file, index, record) -> dataset`` of exactly one example that never fails.
 
-    TF's image decoders raise inside the graph on bytes that are damaged in the
-    middle (signature and end marker intact). Each record is therefore decoded in
-    its own one-element dataset with ``ignore_errors``; when that comes back empty,
-    the next fallback names the field that failed (the image, else the parsing map)
-    and yields a zero example carrying the error, which the policy then reports.
-    Datasets are lazy, so the fallbacks cost nothing for a healthy record.
+    TF's parsers and image decoders raise inside the graph on damaged bytes (and a
+    parse error's message quotes the raw record, which is not UTF-8). Each record
+    is therefore decoded in its own one-element dataset with ``ignore_errors``;
+    when that comes back empty, fallbacks (each also under ``ignore_errors``) find
+    what failed and yield a zero example carrying the reason, which the policy
+    then reports: the image decodes (so the parsing map, or another field, broke),
+    else the record parses (so the image data is corrupt), else the record is not
+    an Example at all (its source_id is salvaged from the raw bytes). The last
+    fallback cannot fail. Datasets are lazy: a healthy record pays for none of it.
     """
     image_failed = f"{schema.IMAGE_ENCODED!r} could not be decoded (corrupt image data)"
-    parsing_failed = f"{schema.PARSING_ENCODED!r} could not be decoded (corrupt PNG data)"
+    other_failed = (
+        f"{schema.PARSING_ENCODED!r} could not be decoded (corrupt PNG data)"
+        if "parsing" in plan.tasks
+        else "the record's labels could not be decoded"
+    )
+    unparseable = "the record is not a parseable tf.train.Example (damaged bytes)"
 
     def fn(file, index, serialized):
         one = tf.data.Dataset.from_tensors((file, index, serialized))
         good = one.map(lambda f, i, r: _decode_record(plan, f, i, r)).ignore_errors()
         spec = good.element_spec
-        bad_image = one.map(lambda f, i, r: _failed(spec, f, i, r, image_failed))
-        if "parsing" in plan.tasks:
-            # The image decodes, so the parsing map is what failed.
-            bad_parsing = one.map(_image_decodes).ignore_errors()
-            bad_parsing = bad_parsing.map(lambda f, i, r: _failed(spec, f, i, r, parsing_failed))
-            return good.concatenate(bad_parsing).concatenate(bad_image).take(1)
-        return good.concatenate(bad_image).take(1)
+        bad_other = one.map(_image_decodes).map(lambda f, i, r: _failed(spec, f, i, _source_id_of(r), other_failed))
+        bad_image = one.map(lambda f, i, r: _failed(spec, f, i, _source_id_of(r), image_failed))
+        bad_record = one.map(lambda f, i, r: _failed(spec, f, i, _salvaged_source_id(r), unparseable))
+        return (
+            good.concatenate(bad_other.ignore_errors())
+            .concatenate(bad_image.ignore_errors())
+            .concatenate(bad_record)
+            .take(1)
+        )
 
     return fn
 
 
-def _failed(spec, file: tf.Tensor, index: tf.Tensor, serialized: tf.Tensor, reason: str) -> Dict[str, tf.Tensor]:
+def _failed(spec, file: tf.Tensor, index: tf.Tensor, source_id: tf.Tensor, reason: str) -> Dict[str, tf.Tensor]:
     """A zero example of structure ``spec`` that carries ``reason`` as its error."""
     out = {k: tf.zeros(s.shape, s.dtype) for k, s in spec.items() if s.dtype != tf.string}
-    source_spec = {schema.IMAGE_SOURCE_ID: tf.io.FixedLenFeature([], tf.string, default_value="")}
-    out["_source_id"] = tf.io.parse_single_example(serialized, source_spec)[schema.IMAGE_SOURCE_ID]
+    out["_source_id"] = source_id
     out["_file"], out["_index"], out["_error"] = file, index, tf.constant(reason)
     return out
 
@@ -565,9 +699,33 @@ def build_dataset(
     if training_order:
         files = files.shuffle(len(plan.files), seed=cfg.seed, reshuffle_each_iteration=True)
 
+    expected = dict(plan.shard_records)
+    end_check = check_shard_end(log, cfg.name, cfg.error_policy == "fail", expected)
+
     def read(path):
-        records = tf.data.TFRecordDataset(path)
-        return records.enumerate().map(lambda i, r: (path, i, r))
+        # ignore_errors ends a file at its first truncated/corrupted record; an end
+        # marker then compares the bytes read with the file's size (one host call
+        # per file), so a damaged shard is reported, never silently short.
+        records = tf.data.TFRecordDataset(path).ignore_errors().map(lambda r: (r, False))
+        marked = records.concatenate(tf.data.Dataset.from_tensors((tf.constant(""), True)))
+
+        def count(state, x):
+            n, nbytes = state
+            record, is_end = x
+            one = tf.cast(tf.logical_not(is_end), tf.int64)
+            size = one * (tf.cast(tf.strings.length(record), tf.int64) + _RECORD_FRAMING)
+            return (n + one, nbytes + size), (n, record, is_end, nbytes + size)
+
+        scanned = marked.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), count)
+
+        def keep(i, record, is_end, nbytes):
+            return tf.cond(
+                is_end,
+                lambda: tf.py_function(end_check, [path, i, nbytes], tf.bool),
+                lambda: tf.constant(True),
+            )
+
+        return scanned.filter(keep).map(lambda i, r, is_end, nbytes: (path, i, r))
 
     ds = files.interleave(
         read,

@@ -46,6 +46,9 @@ ATTR_PREFIX = "face/attr/"
 HAS_ATTR_PREFIX = "face/has_attr/"
 
 IMAGE_FORMATS = ("jpeg", "png")
+# How far (fraction of the image side) boxes and visible landmarks may lie outside
+# [0, 1]: the converters' default tolerance; the input pipeline rejects beyond it.
+GEOMETRY_TOLERANCE = 0.1
 
 # --- Parsing classes (Helen as labelled by Smith et al., used by iFAN) -------------
 PARSING_CLASSES: Tuple[str, ...] = (

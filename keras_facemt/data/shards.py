@@ -123,6 +123,7 @@ class ShardWriter:
         self.stats = DatasetStats()
         self._writers: Dict[str, List[tf.io.TFRecordWriter]] = {}
         self._bytes: Dict[str, List[int]] = {}
+        self._records: Dict[str, List[int]] = {}
         self._next: Dict[str, int] = collections.Counter()
         self._files: Dict[str, bytes] = {}
         self._before_commit = before_commit
@@ -135,6 +136,8 @@ class ShardWriter:
         return int(self.num_shards)
 
     def __enter__(self) -> "ShardWriter":
+        if os.path.exists(self.out_dir) and not os.path.isdir(self.out_dir):
+            raise DataError(f"{self.out_dir}: exists and is not a directory; choose another output directory.")
         if os.path.exists(os.path.join(self.out_dir, MANIFEST)) and not self.overwrite:
             raise DataError(f"{self.out_dir}: a dataset already exists here; pass overwrite=True (--overwrite) to replace it.")
         parent = os.path.dirname(self.out_dir)
@@ -156,6 +159,7 @@ class ShardWriter:
                 for i in range(total)
             ]
             self._bytes[split] = [0] * total
+            self._records[split] = [0] * total
         sizes = self._bytes[split]
         if self.balance == "bytes":
             i = int(np.argmin(sizes))
@@ -163,6 +167,7 @@ class ShardWriter:
             i = self._next[split] % len(sizes)
         self._next[split] += 1
         sizes[i] += len(data)
+        self._records[split][i] += 1
         self._writers[split][i].write(data)
         self.stats.add(rec)
 
@@ -197,6 +202,8 @@ class ShardWriter:
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "num_shards": self.num_shards,
             "shard_bytes": {k: list(v) for k, v in self._bytes.items()},
+            # Records per shard file: a damaged shard's lost records can be counted.
+            "shard_records": {k: list(v) for k, v in self._records.items()},
             "splits": sorted(self._writers),
             **self.stats.to_json(),
             **self.extra,
@@ -216,8 +223,42 @@ def read_manifest(data_dir: str) -> Dict[str, object]:
     path = os.path.join(data_dir, MANIFEST)
     if not os.path.exists(path):
         raise DataError(f"{data_dir}: no {MANIFEST}; not a complete keras-facemt dataset (an interrupted conversion, or the wrong directory).")
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: unreadable {MANIFEST} ({e}); the dataset is damaged, convert it again.") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path}: {MANIFEST} is not a JSON object; the dataset is damaged, convert it again.")
+    return manifest
+
+
+def shard_record_counts(data_dir: str, split: str) -> Dict[str, int]:
+    """``{shard path: records}`` from ``dataset.json`` (empty if it does not say)."""
+    manifest = read_manifest(data_dir)
+    counts = manifest.get("shard_records", {}).get(split)
+    if not counts:
+        return {}
+    total = len(counts)
+    return {os.path.join(data_dir, shard_name(split, i, total)): int(n) for i, n in enumerate(counts)}
+
+
+def identity_count(data_dir: str) -> Optional[int]:
+    """Identities the dataset's ``face/identity`` ids range over, if it says.
+
+    Read from ``dataset.json`` (``num_identities``, or the SynthFace settings) or
+    the converters' ``identities.json`` side file; None when neither says.
+    """
+    manifest = read_manifest(data_dir)
+    n = manifest.get("num_identities", manifest.get("synthface", {}).get("num_identities"))
+    side = os.path.join(data_dir, "identities.json")
+    if n is None and os.path.isfile(side):
+        try:
+            with open(side) as f:
+                n = json.load(f).get("num_identities")
+        except (OSError, ValueError, AttributeError):
+            n = None
+    return int(n) if isinstance(n, (int, float)) and n > 0 else None
 
 
 def list_shards(data_dir: str, split: str) -> List[str]:
@@ -244,7 +285,18 @@ def check_tfrecord(path: str) -> None:
 
 
 def iter_records(path: str) -> Iterable[FaceRecord]:
-    """Yields FaceRecords of one shard (host side; for tools and tests)."""
+    """Yields FaceRecords of one shard (host side; for tools and tests).
+
+    Raises:
+        DataError: naming the file (and its last good record) if it is damaged.
+    """
     check_tfrecord(path)
-    for i, raw in enumerate(tf.data.TFRecordDataset(path)):
-        yield FaceRecord.from_example(raw.numpy(), source=f"{path}#{i}")
+    i = 0
+    try:
+        for raw in tf.data.TFRecordDataset(path):
+            yield FaceRecord.from_example(raw.numpy(), source=f"{path}#{i}")
+            i += 1
+    except tf.errors.DataLossError:
+        raise DataError(
+            f"{path}: shard file is truncated or damaged after record {i - 1}; the records after it cannot be read."
+        ) from None

@@ -80,6 +80,8 @@ class FaceAnalyzer:
     """
 
     def __init__(self, model, domain: Union[int, str] = 0, batch_size: int = 32):
+        where = f"{os.fspath(model)}: not a face model for FaceAnalyzer. " if isinstance(model, (str, os.PathLike)) \
+            else ""
         self.model, self.info = deployable_model(model)
         self.spec: ServingSpec = self.info.serving
         if batch_size < 1:
@@ -88,12 +90,15 @@ class FaceAnalyzer:
         self.domain = resolve_domain(domain, dict(self.info.domains))
         if self.domain is None:
             raise ConfigError("domain must be an id or a training dataset name. Received: domain=None")
-        inputs = self.model.input
+        try:
+            inputs = self.model.input
+        except AttributeError:  # a model that was never built has no inputs
+            inputs = {}
         if not isinstance(inputs, dict) or "image" not in inputs:
-            raise ConfigError(f"The model has no 'image' input. Received: inputs={inputs}")
+            raise ConfigError(f"{where}The model has no 'image' input. Received: inputs={inputs}")
         shape = tuple(inputs["image"].shape)
-        if shape[1] is None or shape[2] is None:
-            raise ConfigError(f"The model's image input needs a static size. Received: shape={shape}")
+        if len(shape) != 4 or shape[1] is None or shape[2] is None:
+            raise ConfigError(f"{where}The model's image input needs a static size. Received: shape={shape}")
         self.input_size = (int(shape[1]), int(shape[2]))
         self.takes_domain = "domain" in inputs
         self.letterbox = self.spec.preprocessing.resize == "letterbox"

@@ -41,10 +41,18 @@ def read_images(paths: List[str]) -> List[np.ndarray]:
 
     images = []
     for p in paths:
+        if os.path.isdir(p):
+            raise DataError(f"{p}: is a directory; pass image files.")
         if not os.path.isfile(p):
             raise DataError(f"{p}: image file does not exist.")
-        arr = cv2.imdecode(np.fromfile(p, np.uint8), cv2.IMREAD_UNCHANGED)
-        if arr is None:
+        data = np.fromfile(p, np.uint8)
+        if data.size == 0:
+            raise DataError(f"{p}: empty file, not an image.")
+        try:
+            arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        except cv2.error:  # OpenCV asserts on some damaged headers instead of returning None
+            arr = None
+        if arr is None or arr.size == 0:
             raise DataError(f"{p}: not a decodable image (JPEG/PNG/BMP...).")
         if arr.ndim == 3 and arr.shape[-1] == 3:
             arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
@@ -55,10 +63,16 @@ def read_images(paths: List[str]) -> List[np.ndarray]:
 
 
 def run(args) -> int:
-    from keras_facemt.data.drawing import draw_labels, write_png_atomic
     from keras_facemt.data.shards import write_json_atomic
     from keras_facemt.inference.analyzer import FaceAnalyzer
 
+    from keras_facemt.output_paths import check_output_dir, check_output_file
+
+    # Outputs are checked before the model runs: a bad path costs nothing.
+    if args.out:
+        check_output_file(args.out, "--out")
+    if args.draw:
+        check_output_dir(args.draw, "--draw")
     images = read_images(args.images)
     analyzer = FaceAnalyzer(args.model, domain=args.domain, batch_size=args.batch_size)
     results = analyzer(images)
@@ -69,19 +83,34 @@ def run(args) -> int:
     else:
         print(json.dumps(report, indent=1))
     if args.draw:
+        created = not os.path.isdir(args.draw)
         os.makedirs(args.draw, exist_ok=True)
-        for path, image, faces in zip(args.images, images, results):
-            labels: Dict[str, object] = {"bbox": np.stack([f.box for f in faces]) / _wh(image)}
-            if faces and faces[0].landmarks is not None:
-                labels["landmarks"] = np.stack([f.landmarks for f in faces]) / _wh(image)[:2]
-            if faces and faces[0].parsing is not None:
-                labels["parsing"] = faces[0].parsing
-            for name in faces[0].attributes if faces else ():
-                labels[name] = [f.label(name) for f in faces]
-            name = os.path.splitext(os.path.basename(path))[0] + ".png"
-            write_png_atomic(os.path.join(args.draw, name), draw_labels(image, labels))
+        try:
+            _draw_all(args.draw, args.images, images, results)
+        except BaseException:
+            if created and not os.listdir(args.draw):
+                os.rmdir(args.draw)  # a failed first drawing leaves no empty directory behind
+            raise
         print(f"drawings in {args.draw}")
     return 0
+
+
+def _draw_all(draw_dir: str, paths: List[str], images, results) -> None:
+    """One annotated PNG per image in ``draw_dir``."""
+    from keras_facemt.data.drawing import draw_labels, write_png_atomic
+
+    for path, image, faces in zip(paths, images, results):
+        # No face found is a result: the drawing shows the image with no boxes.
+        boxes = np.array([f.box for f in faces], np.float32).reshape(-1, 4)
+        labels: Dict[str, object] = {"bbox": boxes / _wh(image)}
+        if faces and faces[0].landmarks is not None:
+            labels["landmarks"] = np.stack([f.landmarks for f in faces]) / _wh(image)[:2]
+        if faces and faces[0].parsing is not None:
+            labels["parsing"] = faces[0].parsing
+        for name in faces[0].attributes if faces else ():
+            labels[name] = [f.label(name) for f in faces]
+        name = os.path.splitext(os.path.basename(path))[0] + ".png"
+        write_png_atomic(os.path.join(draw_dir, name), draw_labels(image, labels))
 
 
 def _wh(image) -> np.ndarray:

@@ -96,7 +96,11 @@ def run(args) -> int:
         overwrite=args.overwrite,
         saved_model_cli=not args.skip_saved_model_cli,
     )
+    from keras_facemt.output_paths import check_output_dir
+
+    check_output_dir(args.output, "--output")
     model, info = load_model_source(args.model_dir)
+    _check_face_model(model, args.model_dir)
     frozen = resolve_domain(args.domain, info.get("domains"))
     import dataclasses
 
@@ -117,6 +121,17 @@ def run(args) -> int:
         f"{os.path.join(args.output, 'manifest.json')}"
     )
     return 0
+
+
+def _check_face_model(model, source: str) -> None:
+    """A model of another kind (no ``image`` input) is named before any export work."""
+    try:
+        inputs = model.inputs
+        names = list(inputs) if isinstance(inputs, dict) else [t.name.split(":")[0] for t in inputs]
+    except AttributeError:  # never built: no inputs at all
+        names = []
+    if "image" not in names:
+        raise ExportError(f"{source}: not a keras-facemt face model (no 'image' input). Received: inputs={names}")
 
 
 def _verify_only(args) -> int:

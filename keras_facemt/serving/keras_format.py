@@ -112,6 +112,34 @@ def read_model_info(path: str):
             raise CheckpointError(f"{path}: {INFO_MEMBER} is malformed ({e}).") from None
 
 
+# Top-level packages whose registered classes a trusted file may name.
+_TRUSTED_PACKAGES = ("keras", _PACKAGE)
+# Serialised Python code: refused whatever module names it.
+_CODE_OBJECTS = ("Lambda", "__lambda__")
+
+
+def check_trusted(path: str) -> None:
+    """Refuses a ``.keras`` file that carries code or names classes outside Keras/keras_facemt.
+
+    Keras' safe mode refuses these too, but with a message about deserialisation;
+    this names the offending object before anything is imported or built.
+
+    Raises:
+        CheckpointError: naming the file and the first untrusted object.
+    """
+    for module, name in _walk_custom_objects(_read_config(path)):
+        if name in _CODE_OBJECTS:
+            raise CheckpointError(
+                f"{path}: carries a Lambda layer or function (Python code); safe mode refuses to load it. "
+                f"Rebuild the model from registered keras_facemt layers."
+            )
+        if module.split(".")[0] not in _TRUSTED_PACKAGES:
+            raise CheckpointError(
+                f"{path}: refers to {module}.{name}, which is not a Keras or registered keras_facemt object; "
+                f"safe mode refuses untrusted code."
+            )
+
+
 def required_modules(path: str) -> Set[str]:
     """The ``keras_facemt`` modules whose classes a ``.keras`` file refers to."""
     config = _read_config(path)
@@ -133,12 +161,13 @@ def load_model(path: str, compile: bool = False):
 
     Raises:
         CheckpointError: naming the file when it is missing, not a ``.keras``
-            archive, or refers to a class that is not registered (including
-            lambdas, which safe mode refuses).
+            archive, carries a Lambda (Python code), names an object outside Keras
+            and keras_facemt, or refers to a class that is not registered.
     """
     import keras
 
     path = os.path.abspath(str(path))
+    check_trusted(path)
     for module in sorted(required_modules(path)):
         try:
             importlib.import_module(module)

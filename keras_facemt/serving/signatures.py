@@ -167,10 +167,15 @@ def decode_image_bytes(image_bytes, image_size: Tuple[int, int], letterbox: bool
 
     Raises (at run time):
         tf.errors.InvalidArgumentError: naming the index of the first element that
-            is not a JPEG/PNG (checked by magic bytes before decoding, so a bad
-            request fails with a clear message instead of a decoder error).
+            is not a JPEG/PNG, is cut off (no end marker) or declares more than
+            ``MAX_IMAGE_PIXELS`` (all checked before decoding, so a bad request fails
+            with a clear message instead of a decoder error); data damaged inside
+            intact markers fails with the decoder's own InvalidArgumentError. Only
+            that request fails: the next one is answered.
     """
     import tensorflow as tf
+
+    from keras_facemt.data.codec import MAX_IMAGE_PIXELS, encoded_image_size, tail_has
 
     height, width = int(image_size[0]), int(image_size[1])
 
@@ -184,11 +189,36 @@ def decode_image_bytes(image_bytes, image_size: Tuple[int, int], letterbox: bool
                 f"{SERVE_IMAGE_BYTES}: element",
                 index,
                 "of image_bytes is not a JPEG or PNG image; first bytes:",
-                tf.strings.substr(data, 0, 8),
+                # As numbers: raw bytes in an error message are not UTF-8, and a
+                # client decoding the message would fail on them.
+                tf.io.decode_raw(tf.strings.substr(data, 0, 8), tf.uint8),
             ],
             name="image_bytes_check",
         )
         with tf.control_dependencies([check]):
+            # The end marker and the header's size are checked before decoding: a
+            # cut-off upload or a header declaring gigapixels fails this request
+            # with its element named, and allocates nothing.
+            long_enough = tf.strings.length(data) >= 16
+            complete = tf.cond(
+                long_enough,
+                lambda: (is_jpeg & tail_has(data, b"\xff\xd9")) | (is_png & tail_has(data, b"IEND")),
+                lambda: tf.constant(False),
+            )
+            whole = tf.debugging.Assert(
+                complete,
+                [f"{SERVE_IMAGE_BYTES}: element", index, "of image_bytes is a truncated JPEG or PNG (no end marker)"],
+                name="image_bytes_complete",
+            )
+        with tf.control_dependencies([whole]):
+            size = encoded_image_size(data)
+            small = tf.debugging.Assert(
+                tf.reduce_prod(size) <= MAX_IMAGE_PIXELS,
+                [f"{SERVE_IMAGE_BYTES}: element", index, "of image_bytes declares", size,
+                 f"pixels (height, width), more than {MAX_IMAGE_PIXELS}"],
+                name="image_bytes_size",
+            )
+        with tf.control_dependencies([small]):
             image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.float32)
         return resize_to_input(image, (height, width), letterbox)
 

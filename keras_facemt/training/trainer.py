@@ -41,6 +41,7 @@ import keras
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
+from keras_facemt.data.error_log import DEFAULT_ERROR_LOG, raise_data_errors
 from keras_facemt.errors import CheckpointError, ConfigError, TrainingError
 from keras_facemt.losses.masked_reduction import masked_sum, presence_count
 from keras_facemt.training import checkpointing
@@ -760,8 +761,10 @@ class Trainer:
 
         Returns:
             ``{"global_step": int, "phases": [{"name", "start_step", "end_step",
-            "seconds", "metrics": {...}}], "evals": [{"step", "phase", ...}],
-            "nonfinite_steps": int}``; also saved as ``model_dir/history.json``.
+            "seconds", "metrics": {...}, "data_issues": {...}}], "evals": [{"step", "phase", ...}],
+            "nonfinite_steps": int, "data_issues": {stream: {action: count}}}``
+            (``data_issues``: records the input pipeline skipped/truncated and shard
+            files it lost, from ``DEFAULT_ERROR_LOG``); also saved as ``model_dir/history.json``.
 
         Raises:
             TrainingError: more than ``max_nonfinite_steps`` non-finite updates, or a
@@ -789,6 +792,7 @@ class Trainer:
                 self._writer = None
         self.history["global_step"] = self.global_step
         self.history["nonfinite_steps"] = int(self._nonfinite_var.numpy())
+        self.history["data_issues"] = DEFAULT_ERROR_LOG.counts()
         return self.history
 
     def _run_phase(self, phase_index: int, step_in_phase: int, bar: Optional[ProgressBar]):
@@ -816,7 +820,8 @@ class Trainer:
             lrs = tf.constant(rates + [rates[-1]] * (loop_len - m), tf.float32)
             t0 = time.monotonic()
             try:
-                acc = fn(iterators, tf.constant(cycles, tf.int32), lrs)
+                with raise_data_errors():  # a fail-policy record error arrives typed
+                    acc = fn(iterators, tf.constant(cycles, tf.int32), lrs)
             except tf.errors.OutOfRangeError:
                 raise TrainingError(
                     f"Phase {phase.name!r}: a stream of {phase.streams} ran out of data near step "
@@ -848,7 +853,12 @@ class Trainer:
                     "end_step": step,
                     "seconds": time.monotonic() - started,
                     "metrics": self._loop_metrics(terms, phase_acc, phase_seconds),
+                    # Records skipped, faces truncated and shard files lost so far
+                    # ({stream: {action: count}}): less data than dataset.json promises shows.
+                    "data_issues": DEFAULT_ERROR_LOG.counts(),
                 })
+                if len(DEFAULT_ERROR_LOG) and self._chief:
+                    logger.warning("end of phase %r: %s", phase.name, DEFAULT_ERROR_LOG.summary())
                 self._evaluate(step, phase.name)
             if phase_end or loops % cfg.checkpoint_every_loops == 0:
                 self._save()

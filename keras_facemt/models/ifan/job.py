@@ -13,7 +13,7 @@ and ``recipes/ablate_ifan.py`` call:
    every phase the held-out sets are scored (stage 1 with the iteration-0 model,
    stage 2 at every iteration), giving the training-stage curves of Fig. 7.
 4. Final evaluation of every task at every iteration, trivial baselines, and the
-   reports (``evaluation.reports``) in ``model_dir``.
+   reports (``models.ifan.reports``) in ``model_dir``.
 """
 
 from __future__ import annotations
@@ -249,6 +249,7 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
         "final": final,
         "baselines": baselines,
         "history": history,
+        "data_issues": trained.get("data_issues", {}),
         "data": {t: {"dir": dirs[t], "domain_id": exp.domain_id(t),
                      "train": split_count(dirs[t], TRAIN_SPLIT), "test": split_count(dirs[t], TEST_SPLIT)}
                  for t in exp.tasks},

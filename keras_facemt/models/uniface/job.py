@@ -257,6 +257,7 @@ def run_experiment(exp: UnifaceExperiment, out_dir: str, log: Callable[[str], No
         res = evaluate_variant(model, cfg, exp, scenes, verification_set, baselines)
         res["train_seconds"] = seconds
         res["final_losses"] = _final_losses(history)
+        res["data_issues"] = history.get("data_issues", {})
         res["eval_seconds"] = time.time() - t
         variants[v] = res
         log(f"[{v}] AP {res['ap']:.3f}  NME {res['nme']:.4f}  verification {res['verification']['accuracy']:.3f}  "
