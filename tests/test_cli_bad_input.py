@@ -28,9 +28,10 @@ def _full_shard_writes(monkeypatch):
 
 
 def _full_json_writes(monkeypatch):
-    import json
+    """Every atomic write (``keras_facemt.io``) fails as a full disk does, after writing."""
+    import keras_facemt.io
 
-    monkeypatch.setattr(json, "dump", _disk_full)
+    monkeypatch.setattr(keras_facemt.io.os, "fsync", _disk_full)
 
 
 def _full_model_saves(monkeypatch):
@@ -176,6 +177,21 @@ CASES = [
      "No space left", _full_json_writes),
     ("predict-disk-full-drawing", ["predict", "--model", "{model.keras}", "--draw", "{out}", "{photo.png}"],
      "No space left", _full_png_writes),
+    # evaluate
+    ("evaluate-missing-model", ["evaluate", "--model", "{missing}", "--data", "{data}"], "{missing}", None),
+    ("evaluate-wrong-system", ["evaluate", "--model", "{other.keras}", "--data", "{data}"], "{other.keras}", None),
+    ("evaluate-truncated-keras", ["evaluate", "--model", "{truncated.keras}", "--data", "{data}"],
+     "{truncated.keras}", None),
+    ("evaluate-missing-data", ["evaluate", "--model", "{model.keras}", "--data", "{missing}"], "{missing}", None),
+    ("evaluate-file-for-data", ["evaluate", "--model", "{model.keras}", "--data", "{file}"], "{file}", None),
+    ("evaluate-empty-dataset-json", ["evaluate", "--model", "{model.keras}", "--data", "{broken_data}"],
+     "{broken_data}/dataset.json", None),
+    ("evaluate-no-such-split", ["evaluate", "--model", "{model.keras}", "--data", "{data}", "--split", "val"],
+     "{data}", None),
+    ("evaluate-out-under-a-file", ["evaluate", "--model", "{model.keras}", "--data", "{data}", "--domain", "0",
+                                   "--out", "{file}/x.json"], "{file}", None),
+    ("evaluate-disk-full", ["evaluate", "--model", "{model.keras}", "--data", "{data}", "--domain", "0",
+                            "--out", "{out}"], "No space left", _full_json_writes),
     # bench (benchmarks read no files: their name is the only input)
     ("bench-unknown", ["bench", "nosuch"], "nosuch", None),
 ]

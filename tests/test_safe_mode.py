@@ -22,7 +22,7 @@ PROBE = "facemt_untrusted_probe"
 def base(tmp_path):
     inputs = keras.Input((8, 8, 3), name="image")
     x = keras.layers.GlobalAveragePooling2D()(inputs)
-    model = keras.Model(inputs, {"emotion_logits": keras.layers.Dense(7, activation="relu", name="d")(x)})
+    model = keras.Model({"image": inputs}, {"emotion_logits": keras.layers.Dense(7, activation="relu", name="d")(x)})
     spec = ServingSpec({"emotion_logits": OutputSpec("class_logits", task="emotion", names=schema.EMOTIONS,
                                                      activation="softmax")})
     return save_model(model, str(tmp_path / "base.keras"), info=ModelInfo("emotion_test", {}, spec))

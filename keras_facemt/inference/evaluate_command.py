@@ -72,17 +72,26 @@ def evaluate(model_path: str, data_dirs: List[str], split: str = "test", domain=
 
 
 def run(args) -> int:
-    from keras_facemt.io import write_json_atomic, write_text_atomic
     from keras_facemt.evaluation.declared_metrics import markdown_table
+    from keras_facemt.io import write_json_atomic, write_text_atomic
+    from keras_facemt.output_paths import check_output_file
 
+    if args.out:  # before any work: an unwritable --out fails now, not after scoring
+        check_output_file(args.out, "--out")
+        check_output_file(os.path.splitext(args.out)[0] + ".md", "--out")
     report = evaluate(args.model, args.data, args.split, args.domain)
     text = "".join(markdown_table(r["tasks"], f"{report['system']} on {d} ({args.split}, {r['examples']} examples)")
                    + "\n" for d, r in report["datasets"].items())
     print(text, end="")
     if args.out:
-        write_json_atomic(args.out, report)
+        # The table first: a report JSON is only there once everything it refers to is.
         md = os.path.splitext(args.out)[0] + ".md"
         write_text_atomic(md, text)
+        try:
+            write_json_atomic(args.out, report)
+        except OSError:
+            os.remove(md)
+            raise
         print(f"wrote {args.out} and {md}")
     return 0
 
