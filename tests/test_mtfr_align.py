@@ -1,0 +1,40 @@
+"""The non-square (112x96) 5-point template MTFR trains and serves on."""
+
+import cv2
+import numpy as np
+import pytest
+
+from keras_facemt.errors import ConfigError
+from keras_facemt.ops import align
+
+# Wen et al.'s 96x112 template (x, y), the one SphereFace / Center Loss / MTFR align to.
+WEN_96x112 = np.array([[30.2946, 51.6963], [65.5318, 51.5014], [48.0252, 71.7366], [33.5493, 92.3655],
+                       [62.7299, 92.2041]], np.float32)
+
+
+def test_112x96_template_is_the_standard_one_and_square_is_unchanged():
+    np.testing.assert_allclose(align.template((112, 96)), WEN_96x112, atol=1e-4)
+    np.testing.assert_allclose(align.template(112), align.TEMPLATE_112, atol=1e-5)
+    np.testing.assert_allclose(align.template((64, 64)), align.template(64), atol=1e-6)
+    # Scaled versions keep the proportions of the 112x96 one.
+    half = align.template((56, 48))
+    np.testing.assert_allclose((half + 0.5) * 2 - 0.5, WEN_96x112, atol=1e-4)
+    for bad in ((4, 96), (112,), "big"):
+        with pytest.raises(ConfigError):
+            align.template(bad)
+
+
+def test_non_square_warp_matches_opencv_and_lands_on_template():
+    rng = np.random.default_rng(1)
+    h, w = 90, 130
+    img = cv2.GaussianBlur(rng.uniform(0, 1, (h, w, 3)).astype(np.float32), (5, 5), 2)
+    lm = np.array([[0.4, 0.4], [0.6, 0.42], [0.5, 0.55], [0.42, 0.7], [0.58, 0.71]], np.float32)
+    crop = align.align_faces(img[None], lm[None, None], (112, 96)).numpy()[0, 0]
+    assert crop.shape == (112, 96, 3)
+    m = align.alignment_matrices(lm, (h, w), (112, 96)).numpy()
+    ref = cv2.warpAffine(img, m, (96, 112), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    np.testing.assert_allclose(crop[4:-4, 4:-4], ref[4:-4, 4:-4], atol=2e-3)
+    # The mapped landmarks are the least-squares fit to the template: close to it.
+    px = lm * [w, h] - 0.5
+    mapped = px @ m[:, :2].T + m[:, 2]
+    assert np.abs(mapped - WEN_96x112).max() < 6.0
