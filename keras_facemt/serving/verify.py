@@ -46,6 +46,11 @@ INT8_MAX_RELATIVE_LOSS = 0.10
 AGREEMENT_FLOOR = 0.9
 AGREEMENT_NME_CEILING = 0.1
 _SCALE_FLOOR = 1e-6
+# Output keys with a fixed meaning: a unit-norm embedding [N, D] (scored by its cosine
+# to the Keras embedding; int8 needs >= 0.95) and multi-label scores [N, M].
+EMBEDDING_OUTPUT = "embedding"
+MULTILABEL_OUTPUT = "attributes"
+EMBEDDING_INT8_MIN_COSINE = 0.95
 
 
 @dataclasses.dataclass
@@ -274,6 +279,19 @@ def _accuracy(pred_logits, target) -> float:
     return float(np.mean(pred == np.asarray(target).reshape(-1))) if pred.size else float("nan")
 
 
+def _mean_cosine(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    na, nb = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
+    return float(np.mean(np.sum(a * b, -1) / np.maximum(na * nb, 1e-12)))
+
+
+def _multilabel_accuracy(scores, target, mask=None) -> float:
+    hit = (np.asarray(scores) >= 0.5) == np.asarray(target).astype(bool)
+    if mask is None:
+        return float(hit.mean())
+    return float(hit[mask].mean()) if mask.any() else float("nan")
+
+
 def _task_of_output(name: str):
     """(task, metric, higher_is_better, label key, presence key) of an output, or None."""
     from keras_facemt.data import batch as batch_keys
@@ -283,6 +301,12 @@ def _task_of_output(name: str):
         return "landmarks", "nme", False, batch_keys.LANDMARKS, batch_keys.HAS_LANDMARKS
     if name == "parsing_logits":
         return "parsing", "overall_fscore", True, batch_keys.PARSING, batch_keys.HAS_PARSING
+    if name == MULTILABEL_OUTPUT:
+        # Multi-label scores in [0, 1] (e.g. MTFR's attributes [N, M]); labels, when the
+        # verification data carry them, come stacked under the same key.
+        return "attributes", "multilabel_accuracy", True, MULTILABEL_OUTPUT, "has_" + MULTILABEL_OUTPUT
+    if name == EMBEDDING_OUTPUT:
+        return "embedding", "cosine_to_keras", True, None, None
     if name.endswith("_logits"):
         attr = name[: -len("_logits")]
         spec = schema.ATTRIBUTES.get(attr)
@@ -324,6 +348,22 @@ def task_metrics(
         if task is None:
             continue
         task_name, metric, higher_better, label_key, presence_key = task
+        if metric == "cosine_to_keras":
+            cos = _mean_cosine(reference[name], outputs[name])
+            results[task_name] = metric_entry(metric, 1.0, cos, 1.0 - cos, 1.0 - EMBEDDING_INT8_MIN_COSINE, "keras",
+                                              len(reference[name]))
+            continue
+        if metric == "multilabel_accuracy":
+            ref_pred, exp_pred = np.asarray(reference[name]), np.asarray(outputs[name])
+            labelled = label_key in labels
+            target = np.asarray(labels[label_key]) if labelled else ref_pred >= 0.5
+            mask = np.asarray(labels.get(presence_key, np.ones_like(target))) > 0 if labelled else None
+            k_val, e_val = _multilabel_accuracy(ref_pred, target, mask), _multilabel_accuracy(exp_pred, target, mask)
+            loss = relative_loss(k_val, e_val, True) if labelled else 1.0 - e_val
+            limit = INT8_MAX_RELATIVE_LOSS if labelled else 1.0 - AGREEMENT_FLOOR
+            results[task_name] = metric_entry(metric, k_val, e_val, loss, limit, "labels" if labelled else "keras",
+                                              len(ref_pred))
+            continue
         keep = np.asarray(labels.get(presence_key, np.zeros(len(reference[name])))).reshape(-1) > 0
         if label_key in labels and keep.any():
             target = np.asarray(labels[label_key])[keep]
