@@ -4,7 +4,9 @@ Two model families are served by output keys, not by system names:
 
 * crop models (iFAN): one face per input image; outputs ``landmarks``
   ``[batch, K, 2]``, ``parsing_logits`` ``[batch, S, S, C]``, ``<attr>_logits``
-  ``[batch, C]``.
+  ``[batch, C]``; crop recognition models (MTFR) ``embedding`` ``[batch, D]``
+  and multi-label ``attributes`` ``[batch, M]`` scores in [0, 1] (their names
+  from ``attribute_names``, e.g. an export manifest's).
 * detecting models (Uniface, ...): outputs ``boxes`` ``[batch, N, 4]``, ``scores``
   ``[batch, N]``, ``num_detections`` ``[batch]`` and optional ``landmarks``
   ``[batch, N, K, 2]``, ``embeddings`` ``[batch, N, D]`` (already after NMS).
@@ -15,7 +17,7 @@ back in the pixel coordinates of each original image.
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -36,6 +38,8 @@ class FaceAnalyzer:
         batch_size: images per forward pass.
         keep_aspect: letterbox (pad to square) instead of stretching; detecting
             models always letterbox.
+        attribute_names: names of the columns of a multi-label ``attributes``
+            output (default ``attribute_0``, ...).
 
     Example:
         >>> analyzer = FaceAnalyzer("runs/ifan_3t/model.keras")
@@ -43,7 +47,8 @@ class FaceAnalyzer:
         >>> faces_per_image[0][0].label("emotion")
     """
 
-    def __init__(self, model, domain: int = 0, batch_size: int = 32, keep_aspect: bool = False):
+    def __init__(self, model, domain: int = 0, batch_size: int = 32, keep_aspect: bool = False,
+                 attribute_names: Optional[Sequence[str]] = None):
         if isinstance(model, str):
             from keras_facemt.serving.keras_format import load_model
 
@@ -61,6 +66,7 @@ class FaceAnalyzer:
             raise ConfigError(f"The model's image input needs a static size. Received: shape={shape}")
         self.input_size = (int(shape[1]), int(shape[2]))
         self.detecting = "boxes" in self._output_names()
+        self.attribute_names = None if attribute_names is None else [str(n) for n in attribute_names]
         self.keep_aspect = keep_aspect or self.detecting
 
     # -- model introspection ---------------------------------------------------------
@@ -82,8 +88,16 @@ class FaceAnalyzer:
         return list(out.keys()) if isinstance(out, dict) else []
 
     # -- public API ------------------------------------------------------------------
-    def __call__(self, images: Sequence) -> List[List[Face]]:
+    def __call__(self, images: Sequence, landmarks: Optional[Sequence] = None) -> List[List[Face]]:
         """Analyses a batch (list, or array ``[batch, H, W, C]``) of images.
+
+        Args:
+            images: the images.
+            landmarks: optional 5 points per image (``[5, 2]`` pixel (x, y), mtfl5
+                order: eyes, nose, mouth corners). Crop models then see the face
+                warped onto ``ops.align``'s template at their input size (as
+                aligned-face models such as MTFR are trained) instead of the
+                stretched image; geometry outputs stay in the crop's frame.
 
         Returns:
             One list of ``Face`` per input image, in input order.
@@ -97,7 +111,11 @@ class FaceAnalyzer:
         results: List[List[Face]] = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
-            prepared = [resize_image(im, self.input_size, self.keep_aspect) for im in chunk]
+            if landmarks is not None and not self.detecting:
+                prepared = [_aligned(im, lm, self.input_size)
+                            for im, lm in zip(chunk, landmarks[start:start + self.batch_size])]
+            else:
+                prepared = [resize_image(im, self.input_size, self.keep_aspect) for im in chunk]
             batch = np.stack([p[0] for p in prepared])
             feed = {"image": batch}
             if "domain" in self._input_names():
@@ -120,6 +138,17 @@ class FaceAnalyzer:
         for key, value in out.items():
             if key.endswith(_ATTR_SUFFIX) and "/" not in key and key != "parsing_logits":
                 face.attributes[key[: -len(_ATTR_SUFFIX)]] = _softmax(value[i])
+        if "embedding" in out and np.ndim(out["embedding"]) == 2:
+            e = out["embedding"][i].astype(np.float32)
+            face.embedding = e / max(float(np.linalg.norm(e)), 1e-12)
+        if "attributes" in out and np.ndim(out["attributes"]) == 2:
+            scores = out["attributes"][i]
+            names = self.attribute_names or [f"attribute_{j}" for j in range(len(scores))]
+            if len(names) != len(scores):
+                raise ConfigError(f"attribute_names has {len(names)} names but the model outputs {len(scores)} "
+                                  f"attributes. Received: attribute_names={names}")
+            for name, p in zip(names, scores):
+                face.attributes[name] = float(np.clip(p, 0.0, 1.0))
         return face
 
     def _detections(self, out, i, lb: Letterbox) -> List[Face]:
@@ -134,6 +163,21 @@ class FaceAnalyzer:
                 face.embedding = e / max(float(np.linalg.norm(e)), 1e-12)
             faces.append(face)
         return faces
+
+
+def _aligned(image, points, size):
+    """5-point aligned crop of ``image`` at ``size`` (height, width) and the whole-image box."""
+    import tensorflow as tf
+
+    from keras_facemt.inference.preprocess import to_rgb_float
+    from keras_facemt.ops.align import align_faces
+
+    rgb = to_rgb_float(image)
+    h, w = rgb.shape[:2]
+    pts = np.asarray(points, np.float32).reshape(5, 2)
+    norm = (pts + 0.5) / np.array([w, h], np.float32)
+    crop = align_faces(tf.constant(rgb[None]), norm[None, None], size).numpy()[0, 0]
+    return crop, Letterbox(1.0, 1.0, 0.0, 0.0, w, h, w, h)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

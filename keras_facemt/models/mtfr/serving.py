@@ -155,3 +155,41 @@ def export_mtfr(model: keras.Model, config: MTFRConfig, output_dir: str, faces: 
         raise ExportError(f"{output_dir}: {bad} lose more than allowed against Keras: "
                           + "; ".join(f"{a}: {checks[a]}" for a in bad))
     return manifest
+
+
+def load_deployable(path: str):
+    """The deployable graph of a run directory or an export, its attribute names and threshold.
+
+    Args:
+        path: an MTFR run directory (``model.keras`` + ``run_config.json`` +
+            ``results.json``) or an export directory (``manifest.json``).
+
+    Returns:
+        ``(keras.Model, attribute_names, verification_threshold)``, ready for
+        ``FaceAnalyzer(model, attribute_names=names)`` and ``compare_faces(a, b, threshold)``.
+
+    Raises:
+        CheckpointError: when ``path`` is neither.
+    """
+    import json
+    import os
+
+    from keras_facemt.errors import CheckpointError
+    from keras_facemt.serving.keras_format import load_model
+
+    manifest = os.path.join(path, "manifest.json")
+    if os.path.exists(manifest):
+        with open(manifest) as f:
+            info = json.load(f)
+        return (load_model(os.path.join(path, "model.keras")), list(info.get("attribute_names") or []),
+                float(info["verification_threshold"]))
+    results = os.path.join(path, "results.json")
+    if not (os.path.exists(results) and os.path.exists(os.path.join(path, "model.keras"))):
+        raise CheckpointError(f"{path}: neither an MTFR export (manifest.json) nor a finished run "
+                              f"(model.keras + results.json). Received: path={path!r}")
+    from keras_facemt.serving.model_source import config_from_dict, read_run_config
+
+    cfg = config_from_dict(MTFRConfig, read_run_config(path)["config"])
+    with open(results) as f:
+        threshold = float(json.load(f)["metrics"]["threshold"])
+    return build_serving_graph(load_model(os.path.join(path, "model.keras")), cfg), list(cfg.attributes), threshold
