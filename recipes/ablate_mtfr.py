@@ -20,6 +20,7 @@ def main(argv=None) -> int:
     from keras_facemt.errors import ConfigError, FaceMTError
     from keras_facemt.models.mtfr.ablation import VARIANTS, run_ablation
     from keras_facemt.models.mtfr.experiments import get_experiment
+    from keras_facemt.models.mtfr.recipe import parse_steps
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="mtfr_smoke")
@@ -30,13 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--reports-dir", default="reports")
     args = p.parse_args(argv)
     try:
-        overrides = {}
-        if args.steps:
-            try:
-                s1, s2 = (int(v) for v in args.steps.split(","))
-            except ValueError:
-                raise ConfigError(f"--steps must be STAGE1,STAGE2. Received: --steps={args.steps!r}") from None
-            overrides.update(stage1_steps=s1, stage2_steps=s2)
+        overrides = parse_steps(args.steps) if args.steps else {}
         variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
         for v in variants or ():
             if v not in VARIANTS:

@@ -25,6 +25,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_steps(text: str) -> dict:
+    """``"STAGE1,STAGE2"`` -> experiment overrides."""
+    try:
+        s1, s2 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--steps must be STAGE1,STAGE2. Received: --steps={text!r}") from None
+    return {"stage1_steps": s1, "stage2_steps": s2}
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from keras_facemt.models.mtfr.experiments import get_experiment
@@ -37,11 +46,7 @@ def main(argv=None) -> int:
             overrides[key] = getattr(args, key)
     try:
         if args.steps:
-            try:
-                s1, s2 = (int(v) for v in args.steps.split(","))
-            except ValueError:
-                raise ConfigError(f"--steps must be STAGE1,STAGE2. Received: --steps={args.steps!r}") from None
-            overrides.update(stage1_steps=s1, stage2_steps=s2)
+            overrides.update(parse_steps(args.steps))
         train_data = None
         for item in args.data:
             task, sep, path = item.partition("=")
