@@ -117,3 +117,23 @@ def mtfr_predictor(path: str):
                                for s in range(0, len(x), 128)], 0)
 
     return predict, names, size
+
+
+def register_pseudo_labels(subparsers) -> None:
+    """``facemt pseudo-label-attributes --model RUN_OR_EXPORT IN OUT``."""
+    p = subparsers.add_parser("pseudo-label-attributes",
+                              help="write celeba/<name> labels predicted by a trained MTFR attribute model")
+    p.add_argument("in_dir")
+    p.add_argument("out_dir")
+    p.add_argument("--model", required=True, help="an MTFR run directory or export directory")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    predict, names, size = mtfr_predictor(args.model)
+    counts = pseudo_label_attributes(args.in_dir, args.out_dir, predict, names, size, args.threshold, args.overwrite)
+    print(f"{args.out_dir}: {counts['faces']} faces labelled: "
+          + ", ".join(f"{k}={v}" for k, v in sorted(counts.items()) if k != "faces"))
+    return 0
