@@ -38,3 +38,29 @@ def test_non_square_warp_matches_opencv_and_lands_on_template():
     px = lm * [w, h] - 0.5
     mapped = px @ m[:, :2].T + m[:, 2]
     assert np.abs(mapped - WEN_96x112).max() < 6.0
+
+
+def test_face_analyzer_aligns_crop_models_on_five_points():
+    import keras
+    import tensorflow as tf
+
+    from keras_facemt.inference.analyzer import FaceAnalyzer
+    from keras_facemt.models.mtfr import model as mtfr
+    from keras_facemt.models.mtfr.config import ATTRIBUTES
+    from keras_facemt.models.mtfr.serving import build_serving_graph
+
+    cfg = mtfr.PRESETS["tiny"]()
+    keras.utils.set_random_seed(0)
+    serving = build_serving_graph(mtfr.build_model(cfg), cfg)
+    rng = np.random.default_rng(0)
+    img = (cv2.GaussianBlur(rng.uniform(0, 1, (90, 130, 3)).astype(np.float32), (5, 5), 2) * 255).astype(np.uint8)
+    pts = np.array([[50, 36], [78, 38], [64, 50], [53, 63], [75, 64]], np.float32)  # pixels
+    face = FaceAnalyzer(serving, attribute_names=ATTRIBUTES)([img], landmarks=[pts])[0][0]
+    crop = align.align_faces(tf.constant(img[None].astype(np.float32) / 255.0),
+                             ((pts + 0.5) / [130, 90])[None, None], cfg.image_size).numpy()[:, 0]
+    ref = serving({"image": crop})
+    np.testing.assert_allclose(face.embedding, np.asarray(ref["embedding"])[0], atol=1e-5)
+    assert face.attributes["Male"] == pytest.approx(float(ref["attributes"][0, -1]), abs=1e-5)
+    stretched = FaceAnalyzer(serving)([img])[0][0]
+    assert set(stretched.attributes) == {f"attribute_{j}" for j in range(7)}
+    assert np.abs(stretched.embedding - face.embedding).max() > 1e-3

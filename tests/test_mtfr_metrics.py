@@ -79,3 +79,17 @@ def test_balanced_pairs_keep_people_within_a_fold():
         others = set(ids[pairs[folds != f]].ravel())
         assert not people & others
     assert np.all(ids[pairs[same, 0]] == ids[pairs[same, 1]]) and np.all(ids[pairs[~same, 0]] != ids[pairs[~same, 1]])
+
+
+def test_export_rules_for_embedding_and_multilabel_outputs():
+    from keras_facemt.serving.verify import task_metrics
+
+    rng = np.random.default_rng(0)
+    ref = {"embedding": rng.normal(size=(8, 4)), "attributes": rng.uniform(size=(8, 3))}
+    labels = {"attributes": (ref["attributes"] >= 0.5).astype(int)}
+    same = task_metrics(ref, ref, labels)
+    assert same["embedding"]["export"] == pytest.approx(1.0) and same["attributes"]["relative_loss"] == 0.0
+    flipped = {"embedding": -ref["embedding"], "attributes": 1.0 - ref["attributes"]}
+    bad = task_metrics(flipped, ref, labels)
+    assert bad["embedding"]["relative_loss"] > bad["embedding"]["limit"]
+    assert bad["attributes"]["relative_loss"] > bad["attributes"]["limit"]
