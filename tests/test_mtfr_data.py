@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from keras_facemt.data.shards import iter_records
-from keras_facemt.data.synth_identity import ATTRIBUTE_RULES, identity_attributes, make_identity
+from keras_facemt.data.synth_identity import identity_attributes, make_identity
 from keras_facemt.data.synthetic import CELEBA_TASKS, SynthFace, write_synthetic
 from keras_facemt.errors import ConfigError
 from keras_facemt.models.mtfr.config import ATTRIBUTES

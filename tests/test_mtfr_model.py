@@ -11,7 +11,7 @@ from keras_facemt.layers.conv_bn_act import ConvBnAct
 from keras_facemt.models import registry
 from keras_facemt.models.mtfr import model as mtfr
 from keras_facemt.models.mtfr.blocks import MTFRBlock
-from keras_facemt.models.mtfr.config import ATTRIBUTE_GROUPS, ATTRIBUTES, MTFRConfig
+from keras_facemt.models.mtfr.config import ATTRIBUTE_GROUPS, ATTRIBUTES
 from tests.helpers import run_layer_test, run_model_saving_test
 
 TINY = mtfr.PRESETS["tiny"]()

@@ -125,7 +125,7 @@ def export_mtfr(model: keras.Model, config: MTFRConfig, output_dir: str, faces: 
     from keras_facemt.errors import ExportError
     from keras_facemt.models.mtfr.config import ATTRIBUTES
     from keras_facemt.serving.exporter import FORMATS, ExportOptions, export_model
-    from keras_facemt.serving.manifest import read_manifest, write_manifest
+    from keras_facemt.serving.manifest import write_manifest
     from keras_facemt.serving.tflite import QUANTIZATIONS
     from keras_facemt.serving.verify import VerificationData
 
