@@ -85,11 +85,31 @@ def run_ablation(exp, out_dir: str, cache_dir: str = None, variants=None, report
     return scores
 
 
-def _direction(scores, better: str, worse: str, key: str) -> str:
+def _standard_errors(exp, scores) -> dict:
+    """Binomial standard errors (fractions) of one run's rank-1 and verification accuracy."""
+    import math
+
+    probes = exp.test_identities * (exp.test_images_per_identity - 1)
+    r1 = max(s["rank1"] for s in scores.values())
+    ver = max(s["verification"] for s in scores.values())
+    return {"rank1": math.sqrt(max(r1 * (1 - r1), 1e-9) / probes),
+            "verification": math.sqrt(max(ver * (1 - ver), 1e-9) / exp.verification_pairs), "probes": probes}
+
+
+def _direction(scores, better: str, worse: str, key: str, se: float) -> str:
     a, b = scores[better][key], scores[worse][key]
     if a is None or b is None:
         return "n/a"
-    return "as in the paper" if a > b else ("tie" if a == b else "opposite to the paper")
+    if abs(a - b) < 2 * se:
+        return f"within noise ({100 * (a - b):+.1f} points)"
+    return f"as in the paper ({100 * (a - b):+.1f})" if a > b else f"opposite to the paper ({100 * (a - b):+.1f})"
+
+
+def _noise_note(exp, scores) -> str:
+    se = _standard_errors(exp, scores)
+    return (f"One seed per variant, {se['probes']} probes: one standard error is about {100 * se['rank1']:.1f} points "
+            f"of rank-1 and {100 * se['verification']:.1f} of verification, so differences below about twice that "
+            "are noise, not effects.")
 
 
 def write_reports(exp, scores: Dict[str, Dict[str, object]], reports_dir: str) -> List[str]:
@@ -104,7 +124,7 @@ def write_reports(exp, scores: Dict[str, Dict[str, object]], reports_dir: str) -
                  f"SynthFace, experiment `{exp.name}` (preset `{exp.preset}`, {exp.train_identities} training people, "
                  f"{exp.stage1_steps}+{exp.stage2_steps} steps, batch {exp.batch_size}); rank-1 against "
                  f"{exp.distractors:,} distractors, 10-fold verification on {exp.verification_pairs} pairs of unseen "
-                 "people. One seed per variant: differences of a point or two are within run-to-run noise.", "",
+                 f"people. {_noise_note(exp, scores)}", "",
                  f"| Model | rank-1 | verification | TAR@1e-3 | mean attribute acc. | params | {paper_cols[0]} | "
                  f"{paper_cols[1]} |", "|---|---|---|---|---|---|---|---|"]
         for label, v, p1, p2 in have:
@@ -114,9 +134,10 @@ def write_reports(exp, scores: Dict[str, Dict[str, object]], reports_dir: str) -
             lines.append(f"| {label} | {100 * s['rank1']:.2f} | {100 * s['verification']:.2f} | {tar} | {attr} | "
                          f"{s['params']:,} | {p1:.2f} | {p2:.2f} |")
         if better in scores and worse in scores:
+            se = _standard_errors(exp, scores)
             lines += ["", f"Paper: `{better}` beats `{worse}`. Here: rank-1 "
-                      f"{_direction(scores, better, worse, 'rank1')}, verification "
-                      f"{_direction(scores, better, worse, 'verification')}."]
+                      f"{_direction(scores, better, worse, 'rank1', se['rank1'])}, verification "
+                      f"{_direction(scores, better, worse, 'verification', se['verification'])}."]
         path = os.path.join(reports_dir, f"{file}.md")
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
