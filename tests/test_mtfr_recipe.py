@@ -49,6 +49,12 @@ def test_refuses_an_existing_checkpoint_without_resume(smoke_run):
     assert main(["--experiment", "mtfr_smoke", "--model-dir", run, "--data", "faces=/nowhere"]) == 2
 
 
+def test_resume_of_a_finished_run_reproduces_its_results(smoke_run):
+    run, cache, results = smoke_run
+    again = run_experiment(get_experiment("mtfr_smoke"), run, cache_dir=cache, resume=True, log=lambda *_: None)
+    assert [h["model"] for h in again["headline"]] == pytest.approx([h["model"] for h in results["headline"]])
+
+
 def test_export_and_face_analyzer(smoke_run, tmp_path):
     run, cache, results = smoke_run
     model, names, threshold = load_deployable(run)
