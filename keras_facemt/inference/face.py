@@ -21,8 +21,9 @@ class Face:
         landmarks: float32 ``[K, 2]`` or None.
         parsing: uint8 ``[H, W]`` class ids over the whole input image, or None.
         embedding: float32 ``[D]`` L2-normalised identity embedding, or None.
-        attributes: attribute name -> class probabilities ``[C]`` (or a float for
-            regression attributes such as age).
+        attributes: attribute name -> class probabilities ``[C]`` (or a float: a
+            regression attribute such as age, or a multi-label score in [0, 1] such
+            as MTFR's ``Male``).
     """
 
     box: np.ndarray
