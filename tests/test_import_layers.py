@@ -48,6 +48,13 @@ KNOWN_UPWARD = {
     ("keras_facemt.models.uniface.job", "keras_facemt.serving"),
     ("keras_facemt.models.uniface.job", "tfrecords_tools"),
     ("keras_facemt.models.uniface.losses", "keras_facemt.training"),
+    ("keras_facemt.models.mtfr.data", "tfrecords_tools"),
+    ("keras_facemt.models.mtfr.job", "keras_facemt.serving"),
+    ("keras_facemt.models.mtfr.job", "keras_facemt.training"),
+    ("keras_facemt.models.mtfr.losses", "keras_facemt.training"),
+    ("keras_facemt.models.mtfr.recipe", "keras_facemt.training"),
+    ("keras_facemt.models.mtfr.serving", "keras_facemt.serving"),
+    ("keras_facemt.models.mtfr.task", "keras_facemt.training"),
 }
 
 

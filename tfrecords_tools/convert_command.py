@@ -53,6 +53,9 @@ def register(subparsers) -> None:
 
     register_inspect(subparsers)
     register_vote(subparsers)
+    from keras_facemt.models.mtfr.pseudo_labels import register_pseudo_labels
+
+    register_pseudo_labels(subparsers)
 
 
 def _convert(args) -> int:

@@ -30,7 +30,8 @@ from keras_facemt.errors import ConfigError, DataError
 
 IDENTITY_ATTRIBUTES: Tuple[str, ...] = ("gender", "ethnicity") + tuple(
     f"celeba/{n}" for n in ("Male", "Young", "Attractive", "Big_Lips", "Big_Nose", "Pointy_Nose", "Narrow_Eyes",
-                            "Oval_Face", "Pale_Skin", "Chubby", "Double_Chin", "Bushy_Eyebrows", "Arched_Eyebrows"))
+                            "Oval_Face", "Pale_Skin", "Chubby", "Double_Chin", "High_Cheekbones", "Bushy_Eyebrows",
+                            "Arched_Eyebrows"))
 
 
 def _shards(data_dir: str):

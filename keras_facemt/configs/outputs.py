@@ -109,14 +109,21 @@ class Preprocessing:
             on face crops) or ``letterbox`` (scaled to fit, centred, zero padding:
             detectors trained on padded scenes, as Uniface Sec. IV-A).
         value_range: RGB values of the input (``(0, 1)``).
+        align: ``"mtfl5"`` for models trained on faces aligned by their 5 points to
+            ``ops.align``'s template at the input size (MTFR): given points, the
+            analyzer warps each face the same way; without points an image is taken
+            as an already aligned crop and stretched. None: no alignment.
     """
 
     resize: str = "stretch"
     value_range: Tuple[float, float] = (0.0, 1.0)
+    align: Optional[str] = None
 
     def __post_init__(self):
         if self.resize not in RESIZE_MODES:
             _bad(f"Unknown resize mode; choose from {RESIZE_MODES}.", resize=self.resize)
+        if self.align not in (None, "mtfl5"):
+            _bad("Alignment is by the 5 mtfl5 points or none.", align=self.align)
         object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
 
 
@@ -181,7 +188,8 @@ class ServingSpec:
     def to_json(self) -> Dict[str, object]:
         return {"outputs": {k: s.to_json() for k, s in sorted(self.outputs.items())},
                 "preprocessing": {"resize": self.preprocessing.resize,
-                                  "value_range": list(self.preprocessing.value_range)}}
+                                  "value_range": list(self.preprocessing.value_range),
+                                  "align": self.preprocessing.align}}
 
     @classmethod
     def from_json(cls, values: Mapping[str, object]) -> "ServingSpec":

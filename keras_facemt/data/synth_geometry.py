@@ -276,6 +276,17 @@ def build_face(ident: SynthIdentity, expr: Expression, age: float) -> Face3D:
     b.add("beard", _on_surface(np.concatenate([jx[3:14], [0.2, 0.0, -0.2]]),
                                np.concatenate([jy[3:14], [my - 0.07] * 3]), 0.01))  # fmt: skip
 
+    # Cheekbones: a highlight band, raised with prominence, and the hollow below it.
+    cb = g["cheekbones"]
+    ang = np.linspace(0.0, 2.0 * np.pi, 9)[:-1]
+    for side, sign in (("l", -1.0), ("r", 1.0)):
+        cx_, cy_ = sign * 0.3, -0.02 - 0.04 * max(cb, 0.0)
+        ex, ey = 0.1 * np.cos(ang), 0.032 * np.sin(ang) - sign * 0.3 * 0.1 * np.cos(ang)
+        b.add(f"cheekbone_{side}", _on_surface(cx_ + ex, cy_ + ey, 0.004))
+        b.add(f"cheek_hollow_{side}", _on_surface(cx_ + 0.85 * ex - sign * 0.02, cy_ + 0.085 + 0.8 * ey, 0.004))
+    # Chin fold (under-chin line) inside the jaw contour.
+    b.add("chin_fold", lm[5:12] + np.array([0.0, -0.06, 0.0]) * (np.sin(np.linspace(0.0, np.pi, 7)) ** 0.5)[:, None])
+
     pts = np.concatenate(b.chunks)
     # Identity proportions scale the whole face (not the neck/clothes).
     body = np.concatenate([b.parts["neck"], b.parts["body"]])

@@ -39,6 +39,8 @@ GEOMETRY_PARAMS: Tuple[str, ...] = (
     "brow_arch",  # brow curvature
     "chin",  # chin length
     "hairline",  # forehead height (positive: higher hairline)
+    "nose_point",  # nose-tip shape: > 0 a pointed tip shadow, < 0 a round tip highlight
+    "cheekbones",  # cheekbone prominence: highlight and hollow below, raised with the value
 )
 
 HAIR_STYLES: Tuple[str, ...] = ("short", "long", "bald", "fringe")
@@ -149,6 +151,12 @@ def make_identity(identity: int, identity_seed: int = 0) -> SynthIdentity:
     g["brow_arch"] = max(0.0, 0.025 + rng.normal(0.0, 0.01) + 0.012 * (1.0 - male))
     g["chin"] = rng.normal(0.0, 0.03) - 0.06 * child + 0.015 * male
     g["hairline"] = rng.normal(0.0, 0.03)
+    # Drawn from their own stream so that adding them left every other draw (and so
+    # every identity of earlier datasets) unchanged. Bimodal, so the derived labels
+    # are mostly far from their thresholds.
+    extra = np.random.default_rng((int(identity_seed), int(identity), 15485863))
+    g["nose_point"] = float(extra.choice([-1.0, 1.0], p=[0.6, 0.4]) * extra.uniform(0.35, 1.0))
+    g["cheekbones"] = float(extra.choice([-1.0, 1.0], p=[0.55, 0.45]) * extra.uniform(0.35, 1.0))
 
     skin = _SKIN_MEANS[ethnicity] + rng.normal(0.0, 1.0) * _SKIN_SPREAD[ethnicity] * np.array(
         [1.0, 1.05, 1.1], np.float32
@@ -186,3 +194,24 @@ def make_identity(identity: int, identity_seed: int = 0) -> SynthIdentity:
         greying_age=float(rng.uniform(38.0, 62.0)),
         clothing=clothing.astype(np.float32),
     )
+
+
+# Identity-level labels of MTFR's 7 attributes (Wang et al., ICMR 2017, Table 1), each
+# read off a rendered geometry parameter by a threshold near a population quantile
+# (measured over 20,000 identities of seed 0): name -> (parameter, threshold, above).
+# "above" True: the attribute holds when the parameter exceeds the threshold.
+ATTRIBUTE_RULES: Dict[str, Tuple[str, float, bool]] = {
+    "Narrow_Eyes": ("eye_aspect", 0.85, False),  # low eye opening, ~30%
+    "Big_Nose": ("nose_width", 1.10, True),  # wide nostrils, ~36%
+    "Pointy_Nose": ("nose_point", 0.0, True),  # pointed tip, ~40% (Male: gender, ~50%)
+    "Chubby": ("width", 1.025, True),  # wide face, ~30%
+    "Double_Chin": ("chin", 0.02, True),  # long lower face (chin fold drawn), ~32%
+    "High_Cheekbones": ("cheekbones", 0.0, True),  # prominent cheekbones, ~45%
+}
+
+
+def identity_attributes(ident: SynthIdentity) -> Dict[str, int]:
+    """The 7 MTFR attributes (``Male`` from ``gender``) of ``ident``, 0/1 by name."""
+    out = {name: int((ident.geometry[param] > t) == above) for name, (param, t, above) in ATTRIBUTE_RULES.items()}
+    out["Male"] = int(ident.gender)
+    return out

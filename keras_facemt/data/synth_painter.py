@@ -132,6 +132,15 @@ def paint_face(
     outline = np.concatenate([lm[:17], P("forehead"), P("cheeks"), lm[27:36]])
     face_hull = _hull(outline)
     cv.poly(face_hull, skin, CLS["face_skin"], instance=True)
+    geo = ident.geometry
+    cb = geo.get("cheekbones", 0.0)
+    if cb > 0:  # High_Cheekbones: lit cheekbones over hollow cheeks
+        for side in ("l", "r"):
+            cv.poly(P(f"cheek_hollow_{side}"), skin * (1.0 - 0.22 * cb), None)
+            cv.poly(P(f"cheekbone_{side}"), np.minimum(skin * (1.0 + 0.16 * cb) + 12.0 * cb, 255.0), None)
+    fold = float(np.clip(geo.get("chin", 0.0) / 0.04, 0.0, 1.0))
+    if fold > 0.1:  # Double_Chin: a fold line whose strength grows with the chin
+        cv.line(P("chin_fold"), skin * (1.0 - 0.35 * fold), thick * (1.0 + fold))
     if ident.beard > 0 and age >= 18:
         cv.poly(P("beard"), skin * (1.0 - 0.22 * ident.beard), None)
     wrinkle = float(np.clip((age - 32.0) / 40.0, 0.0, 1.0))
@@ -187,6 +196,15 @@ def paint_face(
 
     # Nose: outline (slightly shaded skin), ridge highlight, nostrils.
     cv.poly(P("nose_outline"), skin * 0.93, CLS["nose"])
+    point = geo.get("nose_point", 0.0)
+    tip = lm[30]
+    if point > 0:  # Pointy_Nose: a tip shadow narrowing to a point below the tip
+        apex = lm[33] + (lm[33] - tip) * (0.4 + 0.8 * point)
+        cv.poly(np.stack([tip + (lm[31] - tip) * 0.45, tip + (lm[35] - tip) * 0.45, apex]), skin * (1.0 - 0.3 * point), None)
+    elif point < 0:  # round tip: a bulb highlight
+        r = max(1.0, 0.45 * float(np.linalg.norm(lm[35] - lm[31])) * (0.5 - 0.5 * point))
+        circle = tip + r * np.stack([np.cos(np.linspace(0, 2 * np.pi, 12)), np.sin(np.linspace(0, 2 * np.pi, 12))], -1)
+        cv.poly(circle, np.minimum(skin * (1.0 - 0.15 * point) + 10.0, 255.0), None)
     cv.line(lm[27:31], np.minimum(skin * 1.08, 255.0), thick)
     for i in (32, 34):
         c = tuple(float(v) for v in lm[i])

@@ -57,7 +57,7 @@ from keras_facemt.data.synth_expression import (
     sample_expression,
 )
 from keras_facemt.data.synth_geometry import FacePose, build_face, pose_face
-from keras_facemt.data.synth_identity import SynthIdentity, make_identity
+from keras_facemt.data.synth_identity import ATTRIBUTE_RULES, SynthIdentity, identity_attributes, make_identity
 from keras_facemt.data.synth_painter import paint_face
 from keras_facemt.errors import ConfigError
 
@@ -84,9 +84,11 @@ SUPPORTED_TASKS: Tuple[str, ...] = (
     "ethnicity",
     "smile",
     "emotion",
-)
+) + tuple(f"celeba/{n}" for n in tuple(ATTRIBUTE_RULES) + ("Male",))
+# MTFR's 7 attributes (Table 1), identity-level, under their CelebA names.
+CELEBA_TASKS: Tuple[str, ...] = tuple(t for t in SUPPORTED_TASKS if t.startswith("celeba/"))
 KINDS = ("crops", "scenes")
-_ATTRIBUTE_TASKS = ("age", "age_class", "gender", "ethnicity", "smile", "emotion")
+_ATTRIBUTE_TASKS = ("age", "age_class", "gender", "ethnicity", "smile", "emotion") + CELEBA_TASKS
 _KIND_CODE = {"crops": 0, "scenes": 1}
 DEFAULT_SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
 
@@ -125,11 +127,18 @@ class SynthFace:
         intensity_range: Range of the emotion intensity (the prototype scale; the
             per-sample jitter is fixed): the default ``(0.45, 1.0)`` keeps emotion
             learnable but far from trivial; raise the low end for easier data.
+        attribute_noise: probability that each ``celeba/<name>`` label of an image
+            is flipped (seeded per image): per-image pseudo-label noise that the
+            per-identity vote (``facemt vote-attributes``) repairs. 0: the
+            identity's true labels.
     """
 
     def __init__(self, seed: int = 0, domain="studio", image_size: int = 128,
                  num_identities: int = 1000, identity_seed: int = 0, max_yaw: float = 75.0,
-                 intensity_range: Tuple[float, float] = DEFAULT_INTENSITY_RANGE):
+                 intensity_range: Tuple[float, float] = DEFAULT_INTENSITY_RANGE, attribute_noise: float = 0.0):
+        if not 0.0 <= float(attribute_noise) < 0.5:
+            raise ConfigError(f"attribute_noise must be in [0, 0.5). Received: attribute_noise={attribute_noise}")
+        self.attribute_noise = float(attribute_noise)
         if int(seed) < 0:
             raise ConfigError(f"seed must be >= 0. Received: seed={seed}")
         if int(image_size) < 32:
@@ -211,6 +220,16 @@ class SynthFace:
             pose = FacePose(*values.tolist())
         return ident, expr, age, pose
 
+    def _attribute_labels(self, ident: SynthIdentity, index: int, kind: str, face: int = 0) -> Dict[str, int]:
+        """``celeba/<name>`` labels of one face, flipped at ``attribute_noise`` (seeded per image and face)."""
+        labels = {f"celeba/{k}": v for k, v in identity_attributes(ident).items()}
+        if self.attribute_noise > 0:
+            rng = np.random.default_rng((self.seed, int(index), _KIND_CODE[kind], 3, int(face)))
+            flips = rng.random(len(CELEBA_TASKS)) < self.attribute_noise
+            for key, flip in zip(CELEBA_TASKS, flips):
+                labels[key] = int(labels[key] ^ int(flip))
+        return labels
+
     @staticmethod
     def _face_labels(ident: SynthIdentity, expr: Expression, age: float, pose: FacePose) -> Dict[str, object]:
         return {
@@ -268,6 +287,7 @@ class SynthFace:
             "jpeg_quality": self.domain.jpeg_quality,
         }
         labels.update(self._face_labels(ident, expr, age, pose))
+        labels.update(self._attribute_labels(ident, index, "crops"))
         return rgb, labels
 
     def render(self, index: int, kind: str = "crops") -> np.ndarray:
@@ -365,6 +385,10 @@ class SynthFace:
             out[key] = np.array([f[2][key] for f in faces], np.float32)
         for key in ("identity", "gender", "ethnicity", "age_class", "emotion", "smile"):
             out[key] = np.array([f[2][key] for f in faces], np.int64)
+        per_face = [self._attribute_labels(self.identity(int(i)), index, "scenes", j)
+                    for j, i in enumerate(out["identity"])]
+        for key in CELEBA_TASKS:
+            out[key] = np.array([a[key] for a in per_face], np.int64)
         return rgb, out
 
     # ---------------------------------------------------------------- records
@@ -481,6 +505,7 @@ def write_synthetic(
     landmark_scheme: str = "ibug68",
     contact_sheet: int = 0,
     intensity_range: Tuple[float, float] = DEFAULT_INTENSITY_RANGE,
+    attribute_noise: float = 0.0,
 ) -> Dict[str, object]:
     """Renders a synthetic dataset into TFRecord shards (atomically).
 
@@ -499,6 +524,8 @@ def write_synthetic(
         overwrite: Replace an existing dataset at ``out_dir``.
         num_identities, identity_seed: Identity population (see ``SynthFace``).
         intensity_range: Emotion intensity range (see ``SynthFace``).
+        attribute_noise: per-image flip rate of the ``celeba/<name>`` labels (see
+            ``SynthFace``).
         max_faces, min_faces: Faces per scene (``kind="scenes"``).
         landmark_scheme: Stored scheme (``ibug68``, ``aflw21`` or ``mtfl5``).
         contact_sheet: When > 0, also writes ``<out_dir>/contact_sheet.png`` of the
@@ -528,7 +555,8 @@ def write_synthetic(
     count, shards = int(count), int(shards)
     split_of = assign_splits(count, splits, seed)
     synth = SynthFace(seed=seed, domain=dom, image_size=image_size, num_identities=num_identities,
-                      identity_seed=identity_seed, intensity_range=intensity_range)  # fmt: skip
+                      identity_seed=identity_seed, intensity_range=intensity_range,
+                      attribute_noise=attribute_noise)  # fmt: skip
     name = dataset_name or f"synth_{dom.name}"
     settings = {
         "kind": kind, "tasks": list(tasks), "domain": dom.name, "count": count, "seed": int(seed),
@@ -536,6 +564,7 @@ def write_synthetic(
         "identity_seed": int(identity_seed), "landmark_scheme": landmark_scheme,
         "splits": [[n, r] for n, r in _validate_splits(splits)],
         "jpeg_quality": dom.jpeg_quality, "intensity_range": list(synth.intensity_range),
+        "attribute_noise": synth.attribute_noise,
     }  # fmt: skip
     if kind == "scenes":
         settings.update(max_faces=int(max_faces), min_faces=int(min_faces))

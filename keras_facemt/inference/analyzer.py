@@ -17,7 +17,7 @@ results come back in the pixel coordinates of each original image.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -108,8 +108,16 @@ class FaceAnalyzer:
         return self.spec.detecting
 
     # -- public API ------------------------------------------------------------------
-    def __call__(self, images: Sequence) -> List[List[Face]]:
+    def __call__(self, images: Sequence, landmarks: Optional[Sequence] = None) -> List[List[Face]]:
         """Analyses a batch (list, or array ``[batch, H, W, C]``) of images.
+
+        Args:
+            images: the images.
+            landmarks: optional 5 points per image (``[5, 2]`` pixel (x, y), mtfl5
+                order: eyes, nose, mouth corners) for crop models that declare 5-point
+                alignment (MTFR): each face is then warped onto ``ops.align``'s
+                template at the input size, as the model was trained, instead of the
+                whole image being stretched.
 
         Returns:
             One list of ``Face`` per input image, in input order.
@@ -123,7 +131,14 @@ class FaceAnalyzer:
         results: List[List[Face]] = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
-            prepared = [resize_image(im, self.input_size, self.letterbox) for im in chunk]
+            if landmarks is not None and not self.detecting:
+                if self.spec.preprocessing.align is None:
+                    raise ConfigError(f"This {self.info.system} model reads whole crops, not 5-point aligned faces; "
+                                      "call it without landmarks.")
+                prepared = [_aligned(im, lm, self.input_size)
+                            for im, lm in zip(chunk, landmarks[start:start + self.batch_size])]
+            else:
+                prepared = [resize_image(im, self.input_size, self.letterbox) for im in chunk]
             outputs = self.run_batch(np.stack([p[0] for p in prepared]))
             for i, (_, box) in enumerate(prepared):
                 results.append(self._detections(outputs, i, box) if self.detecting
@@ -176,6 +191,22 @@ class FaceAnalyzer:
                     self._fill(face, key, spec, out[key][i, j], lb)
             faces.append(face)
         return faces
+
+
+def _aligned(image, points, size):
+    """5-point aligned crop of ``image`` at ``size`` (height, width); geometry outputs
+    of the crop are reported in the crop's frame (the whole-image box)."""
+    import tensorflow as tf
+
+    from keras_facemt.data.letterbox import to_rgb_float
+    from keras_facemt.ops.align import align_faces
+
+    rgb = to_rgb_float(image)
+    h, w = rgb.shape[:2]
+    pts = np.asarray(points, np.float32).reshape(5, 2)
+    norm = (pts + 0.5) / np.array([w, h], np.float32)
+    crop = align_faces(tf.constant(rgb[None]), norm[None, None], size).numpy()[0, 0]
+    return crop, Letterbox(1.0, 1.0, 0.0, 0.0, w, h, w, h)
 
 
 def _activate(values: np.ndarray, activation: str) -> np.ndarray:

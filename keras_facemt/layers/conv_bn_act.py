@@ -20,7 +20,9 @@ class ConvBnAct(keras.layers.Layer):
         filters: output channels.
         kernel_size: square kernel size.
         strides: convolution stride.
-        activation: activation name (``None`` for linear).
+        activation: activation name (``None`` for linear); ``"prelu"`` is a
+            learned per-channel PReLU (He et al. 2015; MTFR Sec. 3.3), a builtin
+            TFLite op.
         num_domains: BN statistic sets (``1`` is shared BN).
         frozen_domain: if set, BN always uses this domain.
         preactivation: if True the order is ``BN -> activation -> Conv2D`` (the
@@ -59,17 +61,24 @@ class ConvBnAct(keras.layers.Layer):
         # mixed-precision policy (the layer normalises in float32 internally).
         self.bn = DomainBatchNorm(num_domains=self.num_domains, frozen_domain=frozen_domain,
                                   dtype=self.dtype_policy, autocast=False, name="bn")
-        self.act = keras.layers.Activation(activation if activation else "linear",
-                                           dtype=self.dtype_policy, name="act")
+        if activation == "prelu":
+            self.act = keras.layers.PReLU(shared_axes=[1, 2], dtype=self.dtype_policy, name="act")
+        else:
+            self.act = keras.layers.Activation(activation if activation else "linear",
+                                               dtype=self.dtype_policy, name="act")
         self.drop = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="dropout") if self.dropout else None
 
     def build(self, x_shape, domain_shape=None):
         if self.preactivation:
             self.bn.build(x_shape)
             self.conv.build(x_shape)
+            if self.activation == "prelu":
+                self.act.build(x_shape)
         else:
             self.conv.build(x_shape)
             self.bn.build(self.conv.compute_output_shape(x_shape))
+            if self.activation == "prelu":
+                self.act.build(self.conv.compute_output_shape(x_shape))
         self.built = True
 
     def call(self, x, domain=None, training=None):

@@ -7,7 +7,11 @@ region cropped and aligned from the original image"; this module produces ``x_i`
 The template is the common 112x112 five-point template (left eye, right eye, nose
 tip, left and right mouth corners in image left/right order, the ``mtfl5`` order of
 ``data/landmarks.py``), in pixel-index coordinates (pixel centres at integers, the
-``cv2.warpAffine`` convention).
+``cv2.warpAffine`` convention). Non-square crops keep its scale (set by the height)
+and centre it horizontally: at 112x96 (height x width) this is the 96x112 template
+of Wen et al.'s alignment code used by SphereFace, Center Loss and MTFR (Sec. 4.4),
+i.e. the square one shifted 8 px left. Sizes are an int (square) or ``(height,
+width)``.
 
 The transform is the least-squares similarity (rotation, uniform scale,
 translation; no reflection) -- Umeyama's solution, in closed form so it runs in
@@ -37,13 +41,29 @@ TEMPLATE_112 = np.array(
 )
 
 
-def template(output_size: int = TEMPLATE_SIZE) -> np.ndarray:
-    """The 5-point template scaled to an ``output_size`` square crop, ``[5, 2]`` pixels."""
-    if int(output_size) < 8:
-        raise ConfigError(f"output_size must be >= 8. Received: output_size={output_size}")
-    s = float(output_size) / TEMPLATE_SIZE
+def crop_shape(output_size) -> tuple:
+    """``(height, width)`` of an int (square) or ``(height, width)`` output size.
+
+    Raises:
+        ConfigError: a side below 8 or a malformed size.
+    """
+    try:
+        hw = (int(output_size), int(output_size)) if np.ndim(output_size) == 0 else tuple(int(v) for v in output_size)
+    except (TypeError, ValueError):
+        raise ConfigError(f"output_size must be an int or (height, width). Received: output_size={output_size!r}") from None
+    if len(hw) != 2 or min(hw) < 8:
+        raise ConfigError(f"output_size must be >= 8 (an int or (height, width)). Received: output_size={output_size!r}")
+    return hw
+
+
+def template(output_size=TEMPLATE_SIZE) -> np.ndarray:
+    """The 5-point template of an ``output_size`` crop (int: square; or ``(height, width)``), ``[5, 2]`` pixels."""
+    h, w = crop_shape(output_size)
+    s = float(h) / TEMPLATE_SIZE
     # Scale about pixel-index space: centre (i + 0.5) scales, then back to index.
-    return ((TEMPLATE_112 + 0.5) * s - 0.5).astype(np.float32)
+    pts = (TEMPLATE_112 + 0.5) * s - 0.5
+    pts[:, 0] += (w - h) / 2.0
+    return pts.astype(np.float32)
 
 
 def similarity_transform(src, dst):
@@ -97,10 +117,14 @@ def alignment_matrices(landmarks, image_size, output_size: int = TEMPLATE_SIZE):
     Args:
         landmarks: float ``[..., 5, 2]`` normalised (x, y) in the ``mtfl5`` order.
         image_size: ``(height, width)`` of the image in pixels.
-        output_size: side of the square aligned crop.
+        output_size: side of the square aligned crop, or ``(height, width)``.
 
     Returns:
-        float ``[..., 2, 3]`` matrices (``cv2.warpAffine`` convention).
+        float ``[..., 2, 3]`` matrices (``cv2.warpAffine`` convention). Non-square crops keep its scale (set by the height)
+and centre it horizontally: at 112x96 (height x width) this is the 96x112 template
+of Wen et al.'s alignment code used by SphereFace, Center Loss and MTFR (Sec. 4.4),
+i.e. the square one shifted 8 px left. Sizes are an int (square) or ``(height,
+width)``.
     """
     lm = tf.convert_to_tensor(landmarks, tf.float32)
     if lm.shape[-2] is not None and lm.shape[-2] != 5:
@@ -117,20 +141,21 @@ def align_faces(images, landmarks, output_size: int = TEMPLATE_SIZE):
     Args:
         images: float ``[batch, H, W, C]``.
         landmarks: float ``[batch, N, 5, 2]`` normalised (x, y), mtfl5 order.
-        output_size: side S of the crops (112 for the standard template).
+        output_size: side S of square crops (112 for the standard template), or
+            ``(height, width)`` (MTFR: ``(112, 96)``).
 
     Returns:
-        float ``[batch, N, S, S, C]``.
+        float ``[batch, N, S, S, C]`` (``[batch, N, height, width, C]``).
     """
     images = tf.convert_to_tensor(images, tf.float32)
     landmarks = tf.convert_to_tensor(landmarks, tf.float32)
     shape = tf.shape(images)
     b, n = tf.shape(landmarks)[0], tf.shape(landmarks)[1]
-    s = int(output_size)
-    inv = invert_similarity(alignment_matrices(landmarks, (shape[1], shape[2]), s))  # [B, N, 2, 3]
-    v, u = tf.meshgrid(tf.range(s, dtype=tf.float32), tf.range(s, dtype=tf.float32), indexing="ij")
-    out_px = tf.stack([tf.reshape(u, [-1]), tf.reshape(v, [-1]), tf.ones([s * s])], axis=0)  # [3, S*S]
+    oh, ow = crop_shape(output_size)
+    inv = invert_similarity(alignment_matrices(landmarks, (shape[1], shape[2]), (oh, ow)))  # [B, N, 2, 3]
+    v, u = tf.meshgrid(tf.range(oh, dtype=tf.float32), tf.range(ow, dtype=tf.float32), indexing="ij")
+    out_px = tf.stack([tf.reshape(u, [-1]), tf.reshape(v, [-1]), tf.ones([oh * ow])], axis=0)  # [3, H*W]
     src = tf.einsum("bnij,jp->bnpi", inv, out_px)  # [B, N, S*S, 2]
     samples = bilinear_sample(images, tf.reshape(src, tf.stack([b, -1, 2])))
     c = images.shape[-1] if images.shape[-1] is not None else shape[3]
-    return tf.reshape(samples, tf.stack([b, n, s, s, c]))
+    return tf.reshape(samples, tf.stack([b, n, oh, ow, c]))

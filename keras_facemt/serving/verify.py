@@ -41,6 +41,7 @@ from keras_facemt.serving.detection_checks import detection_task_metrics
 from keras_facemt.serving.verification_rules import (  # noqa: F401  (limits are part of this module's API)
     AGREEMENT_FLOOR,
     AGREEMENT_NME_CEILING,
+    EMBEDDING_MIN_COSINE,
     FLOAT16_TOLERANCE,
     FLOAT32_TOLERANCE,
     INT8_MAX_RELATIVE_LOSS,
@@ -375,7 +376,7 @@ def task_metrics(
         ref_all, exp_all = np.asarray(reference[name]), np.asarray(outputs[name])
         if scorer.metric == "cosine":
             cos = _mean_cosine(ref_all, exp_all)
-            results[task_name] = metric_entry("cosine", 1.0, cos, 1.0 - cos, 1.0 - AGREEMENT_FLOOR, "keras",
+            results[task_name] = metric_entry("cosine", 1.0, cos, 1.0 - cos, 1.0 - EMBEDDING_MIN_COSINE, "keras",
                                               len(ref_all))
             continue
         if scorer.metric == "mean_accuracy":
