@@ -49,6 +49,15 @@ def _set_float(ex, key, rng, values):
     floats[int(rng.integers(len(floats)))] = float(rng.choice(values))
 
 
+def _visible_point_out_of_range(ex, rng):
+    """A *visible* landmark moved outside the image (an invisible point's position is
+    not a label, so moving one damages nothing)."""
+    floats = _feature(ex, schema.FACE_LANDMARKS).float_list.value
+    visible = [k for k, v in enumerate(_feature(ex, schema.FACE_LANDMARKS_VISIBLE).float_list.value) if v > 0]
+    k = int(rng.choice(visible))
+    floats[2 * k + int(rng.integers(2))] = float(rng.choice([-0.5, 1.5, 7.0]))
+
+
 def _huffman(ex, rng):
     # Keeps every marker but makes the first Huffman table's code counts exceed 256
     # symbols: libjpeg stops with "Bogus Huffman table definition".
@@ -121,7 +130,7 @@ EXAMPLE_KINDS = {
     "image_huge_declared_size": (_huge_header, True),
     "landmarks_wrong_length": (lambda ex, rng: _feature(ex, schema.FACE_LANDMARKS).float_list.value.append(0.5), True),
     "landmarks_non_finite": (lambda ex, rng: _set_float(ex, schema.FACE_LANDMARKS, rng, [np.nan, np.inf, -np.inf]), True),
-    "landmarks_out_of_range": (lambda ex, rng: _set_float(ex, schema.FACE_LANDMARKS, rng, [-0.5, 1.5, 7.0]), True),
+    "landmarks_out_of_range": (_visible_point_out_of_range, True),
     "bbox_out_of_range": (lambda ex, rng: _set_float(ex, schema.FACE_BBOX, rng, [-1.0, 2.0]), True),
     "bbox_non_finite": (lambda ex, rng: _set_float(ex, schema.FACE_BBOX, rng, [np.nan, np.inf]), True),
     "bbox_wrong_length": (lambda ex, rng: _feature(ex, schema.FACE_BBOX).float_list.value.pop(), True),
