@@ -246,14 +246,14 @@ def _ifan_multihost_check() -> IFANExperiment:
     # worker) then give exactly the global batches one process reads.
     return IFANExperiment(
         name="ifan_multihost_check",
-        description="iFAN 2T (landmarks, emotion) in 8 updates, unshuffled: checks multi-worker training "
-                    "against one process",
+        description="iFAN 2T (landmarks, emotion): 8 alternating updates, unshuffled, no stage 1; checks "
+                    "multi-worker training against one process",
         data=(TaskData("landmarks", "webcam", 64, 32, 16), TaskData("emotion", "outdoor", 64, 32, 16)),
         model_preset="tiny",
         iterations=0,
         image_size=32,
-        pretrain_epochs=0.5,
-        finetune_epochs=0.5,
+        pretrain_epochs=0.0,
+        finetune_epochs=1.0,
         eval_points=1,
         steps_per_loop=4,
         augment=False,
