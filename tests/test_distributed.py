@@ -96,13 +96,17 @@ def test_distribution_is_described_and_a_lost_worker_is_named(monkeypatch):
 
     cluster = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}
     monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))
-    error = tf.errors.UnavailableError(None, None, "Collective ops is aborted by: Error reported from "
-                                       "/job:worker/task:1: The following tasks are unhealthy (stopped sending "
-                                       "heartbeats):\n/job:worker/replica:0/task:1\nThe tasks have crashed.")
-    message = strategy_lib.lost_worker_message(error, 12)
-    assert "Lost contact with /job:worker/replica:0/task:1 during training at step 12" in message
-    assert "task:0" not in message.split("Received:")[0].replace("(/job:worker/replica:0/task:0)", "")
-    assert "same commands again with --resume" in message
+    error = tf.errors.UnavailableError(None, None, "Graph execution error:\n\nCollective ops is aborted by: Error "
+                                       "reported from /job:worker/task:1: The following tasks are unhealthy "
+                                       "(stopped sending heartbeats):\n/job:worker/replica:0/task:1\nThe tasks "
+                                       "have crashed.")
+    message = strategy_lib.lost_worker_message(error, 12, resume_step=9)
+    assert message.startswith("Lost contact with /job:worker/replica:0/task:1 during training at step 12; "
+                              "this worker (/job:worker/replica:0/task:0) stops.")
+    assert "same commands again with --resume: all of them continue from the chief's last checkpoint (step 9)" \
+        in message
+    assert message.endswith("Received: UnavailableError: Collective ops is aborted by: Error reported from "
+                            "/job:worker/task:1: The following tasks are unhealthy (stopped sending heartbeats):")
 
 
 WORKER_ARGS = ["--strategy", "multi_worker", "--steps-per-loop", "3", "--optimizer", "sgd"]
@@ -180,6 +184,7 @@ def test_a_lost_worker_stops_the_other_and_the_pair_resumes_to_the_same_end(tmp_
     assert "start the same commands again with --resume" in chief_log
     stopped_at = _saved_step(model_dir)
     assert 0 < stopped_at < steps
+    assert f"continue from the chief's last checkpoint (step {stopped_at})" in chief_log
 
     with Cluster(argv, tmp_path, name="resumed") as cluster:
         codes = cluster.wait(timeout=300)

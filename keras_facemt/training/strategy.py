@@ -148,12 +148,13 @@ def _task_name() -> str:
     return f"/job:{task.get('type', 'worker')}/replica:0/task:{int(task.get('index', 0) or 0)}"
 
 
-def lost_worker_message(error: Exception, step: int, what: str = "training") -> str:
+def lost_worker_message(error: Exception, step: int, what: str = "training",
+                        resume_step: Optional[int] = None) -> str:
     """The message a worker stops with when a peer of a multi-worker run is gone.
 
     Names the lost task(s) the runtime reported (every task the error mentions other
     than this one) and says how to continue: stop all workers and start the same
-    commands again with ``--resume``.
+    commands again with ``--resume`` (from ``resume_step``, the last checkpoint).
     """
     text = str(getattr(error, "message", "") or error)
     own = _task_name()
@@ -163,10 +164,14 @@ def lost_worker_message(error: Exception, step: int, what: str = "training") -> 
         if name != own and name not in tasks:
             tasks.append(name)
     lost = ", ".join(tasks) if tasks else "another worker (the runtime did not say which)"
-    first_line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # The runtime's own explanation, not its "Graph execution error:" header.
+    cause = next((line for line in lines if "task:" in line), lines[0] if lines else "")
+    checkpoint = (f"the chief's last checkpoint (step {resume_step})" if resume_step is not None
+                  else "the chief's last checkpoint")
     return (f"Lost contact with {lost} during {what} at step {step}; this worker ({own}) stops. Stop every worker "
-            f"and start the same commands again with --resume: all of them continue from the chief's last "
-            f"checkpoint with the same data order. Received: {type(error).__name__}: {first_line}")
+            f"and start the same commands again with --resume: all of them continue from {checkpoint} with the "
+            f"same data order. Received: {type(error).__name__}: {cause}")
 
 
 def wait_for_all_workers(strategy: tf.distribute.Strategy, name: str, timeout_s: float = FINAL_BARRIER_TIMEOUT_S

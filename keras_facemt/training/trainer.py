@@ -821,7 +821,9 @@ class Trainer:
         except strategy_lib.LOST_PEER_ERRORS as e:
             if not strategy_lib.in_multi_worker_mode(self.strategy):
                 raise
-            raise TrainingError(strategy_lib.lost_worker_message(e, self.global_step, what)) from None
+            latest = checkpointing.latest_checkpoint(self.config.model_dir)
+            resume_step = checkpointing.checkpoint_step(latest) if latest else 0
+            raise TrainingError(strategy_lib.lost_worker_message(e, self.global_step, what, resume_step)) from None
 
     def finish(self) -> None:
         """Ends the run on every worker together; call it last, after the chief's own work.
