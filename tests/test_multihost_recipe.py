@@ -64,5 +64,9 @@ def test_two_recipe_workers_finish_cleanly_and_match_one_process(tmp_path):
     two, one = _model_variables(run_dir), _model_variables(single_dir)
     assert sorted(two) == sorted(one) and len(one) > 50
     assert results["history"][-1]["step"] == reference["history"][-1]["step"] == 8
+    # RMSprop moves a weight whose gradient is near zero by about lr / sqrt(1 - rho)
+    # (3e-3 here) whatever that gradient's size, so summation-order noise can shift
+    # such weights by a fraction of a step; different global batches move nearly all
+    # weights by whole steps.
     for name in one:
-        np.testing.assert_allclose(two[name], one[name], rtol=1e-3, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-3, atol=3e-4, err_msg=name)

@@ -94,6 +94,7 @@ def main():
     print(f"starting at step {checkpoint_step(latest) if latest else 0}", flush=True)
     try:
         history = trainer.train()
+        trainer.save_checkpoint()  # as the recipes do after their final evaluation
         np.savez(out, weights=_flat(trainer.model), global_step=history["global_step"],
                  optimizer_iterations=int(trainer.optimizer.iterations.numpy()))
         trainer.finish()
