@@ -130,7 +130,7 @@ def bench_ifan_step(data_dir: str, batch: int, steps: int):
         import keras
 
         from keras_facemt.models import registry
-        from keras_facemt.training.hybrid import ifan_loss_terms
+        from keras_facemt.models.ifan.hybrid import ifan_loss_terms
     except ImportError as e:
         return None, None, f"iFAN not available yet ({e})"
     try:

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     ("synth", "keras_facemt.data.synth_command"),
     ("convert inspect vote-attributes", "tfrecords_tools.convert_command"),
     ("export", "keras_facemt.serving.export_command"),
+    ("evaluate", "keras_facemt.inference.evaluate_command"),
 )
 
 

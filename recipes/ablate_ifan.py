@@ -85,10 +85,10 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=None, help="comma-separated variant names to run (default: all)")
     args = p.parse_args(argv)
     try:
-        from keras_facemt.configs.experiments import get_experiment
-        from keras_facemt.data.shards import write_json_atomic
-        from keras_facemt.evaluation.reports import _atomic_bytes, _finite
-        from keras_facemt.training.ifan_job import run_ifan_experiment
+        from keras_facemt.models.ifan.experiments import get_experiment
+        from keras_facemt.models.ifan.reports import _finite
+        from keras_facemt.io import write_json_atomic, write_text_atomic
+        from keras_facemt.models.ifan.job import run_ifan_experiment
 
         base = get_experiment(args.experiment)
         iterations = base.iterations if args.iter is None else args.iter
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     lines += ["", f"Machine: {any_results['machine']}", f"Total time: {time.time() - started:.0f} s", ""]
     os.makedirs(args.out_dir, exist_ok=True)
     md = os.path.join(args.out_dir, "ablation.md")
-    _atomic_bytes(md, "\n".join(lines).encode())
+    write_text_atomic(md, "\n".join(lines))
     write_json_atomic(os.path.join(args.out_dir, "ablation.json"),
                       _finite({"rows": [dict(zip(header, r)) for r in rows],
                                "runs": {n: {"final": r["final"], "baselines": r["baselines"], "timing": r["timing"]}

@@ -42,7 +42,7 @@ from keras_facemt.errors import ConfigError, FaceMTError  # noqa: E402
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--experiment", default="ifan_3t", help="named experiment (configs/experiments.py); default ifan_3t")
+    p.add_argument("--experiment", default="ifan_3t", help="named experiment (models/ifan/experiments.py); default ifan_3t")
     p.add_argument("--data", action="append", default=[], metavar="TASK=DIR",
                    help="user shards for a task (repeatable); replaces that task's synthetic data")
     p.add_argument("--tasks", default=None, help="comma-separated tasks, in stage-1 order (default: the experiment's)")
@@ -85,8 +85,8 @@ def experiment_from_args(args):
         ConfigError: unknown experiment, task or preset, a negative --iter, a bad
             --epochs or --data value, a task without data.
     """
-    from keras_facemt.configs.experiments import get_experiment
-    from keras_facemt.training.hybrid import check_tasks
+    from keras_facemt.models.ifan.experiments import get_experiment
+    from keras_facemt.models.ifan.hybrid import check_tasks
 
     exp = get_experiment(args.experiment)
     if args.iter is not None:
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         exp = experiment_from_args(args)
-        from keras_facemt.training.ifan_job import run_ifan_experiment
+        from keras_facemt.models.ifan.job import run_ifan_experiment
         from keras_facemt.training.strategy import get_strategy
 
         model_dir = args.model_dir or os.path.join("runs", exp.name)

@@ -235,3 +235,49 @@ def test_missing_annotation_files_and_bad_fractions_are_clear_errors(tmp_path):
     (tmp_path / "empty" / "aflw.sqlite").write_bytes(b"")
     with pytest.raises(ConfigError, match="val_fraction=0.6"):
         AflwConverter(str(tmp_path / "empty"), val_fraction=0.6, test_fraction=0.5)
+
+
+@pytest.mark.parametrize("saved_as", [".JPG", ".jpeg", ".Png", ".bmp", ".ppm", ".pgm", ".tif"])
+def test_image_beside_an_annotation_is_found_whatever_its_extension_and_case(tmp_path, saved_as):
+    """A 300-W ``.pts`` file and an MTFL list both name ``.jpg``; the copy on disk has
+    another extension or case. The image is found, and formats other than JPEG/PNG are
+    stored as PNG with exactly the decoded pixels."""
+    from tfrecords_tools.convert_300w import Pts68Converter
+
+    src = tmp_path / "src" / "lfpw" / "trainset"
+    src.mkdir(parents=True)
+    img = face_image(5, 48, 40)
+    gray = saved_as == ".pgm"
+    bgr = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY if gray else cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(saved_as.lower(), bgr)
+    assert ok
+    (src / ("image_0001" + saved_as)).write_bytes(buf.tobytes())
+    # Written literally (68 points inside the 48x40 image), not with a fixture helper.
+    pts = "\n".join(f"{4 + (k % 17) * 2.0:.1f} {6 + (k // 17) * 7.0:.1f}" for k in range(68))
+    (src / "image_0001.pts").write_text(f"version: 1\nn_points: 68\n{{\n{pts}\n}}\n")
+
+    result = common.run_conversion(Pts68Converter(root=str(tmp_path / "src")), str(tmp_path / "out"))
+    assert dict(result.counts) == {"train": 1} and result.problems.total == 0
+    (rec,) = read_dataset(str(tmp_path / "out")).values()
+    assert rec.source_id == "lfpw/trainset/image_0001" + saved_as
+    assert (rec.height, rec.width) == (40, 48)
+    decoded = cv2.imdecode(np.frombuffer(rec.image, np.uint8), cv2.IMREAD_UNCHANGED)
+    if saved_as.lower() in (".jpg", ".jpeg"):
+        assert rec.image_format == "jpeg" and rec.image == buf.tobytes()  # original bytes kept
+    else:
+        assert rec.image_format == "png"
+        expected = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)  # lossless: the very pixels on disk
+        np.testing.assert_array_equal(decoded.reshape(expected.shape[:2] + (-1,))[..., :1 if gray else 3],
+                                      expected.reshape(expected.shape[:2] + (-1,)))
+
+
+def test_listed_image_is_found_in_another_case_and_a_truly_missing_one_is_reported(tmp_path):
+    lay = make_mtfl(str(tmp_path / "src"))
+    os.rename(tmp_path / "src" / "net_7876" / "0000001.jpg", tmp_path / "src" / "net_7876" / "0000001.JPG")
+    os.rename(tmp_path / "src" / "AFLW" / "0001-image20056.jpg", tmp_path / "src" / "AFLW" / "gone.jpg")
+    result = common.run_conversion(MtflConverter(**lay.kwargs), str(tmp_path / "out"))
+    recs = read_dataset(str(tmp_path / "out"))
+    assert "net_7876/0000001.jpg" in recs
+    assert dict(result.problems.counts) == {common.MISSING_IMAGE: 1}
+    (message,) = result.problems.messages
+    assert "0001-image20056.jpg" in message

@@ -30,8 +30,23 @@ SIZE = 32
 FORMATS_ALL = ("keras", "saved_model", "tflite", "onnx")
 
 
+def serving_spec_of_test_model():
+    """The declaration of ``build_test_model``'s final outputs (an iFAN-like crop model)."""
+    from keras_facemt.configs.outputs import OutputSpec, ServingSpec
+    from keras_facemt.data import schema
+
+    return ServingSpec({
+        "landmarks": OutputSpec("landmarks", task="landmarks", scheme="mtfl5"),
+        "parsing_logits": OutputSpec("parsing_logits", task="parsing", names=schema.PARSING_CLASSES,
+                                     activation="softmax"),
+        "emotion_logits": OutputSpec("class_logits", task="emotion", names=schema.EMOTIONS, activation="softmax"),
+    })
+
+
 def build_test_model(num_domains=2, seed=0):
     """A small multi-task model with the keras-facemt input/output contract."""
+    from keras_facemt.models.model_info import ModelInfo, attach
+
     keras.utils.set_random_seed(seed)
     image = keras.Input((SIZE, SIZE, 3), name="image")
     domain = keras.Input((), dtype="int32", name="domain")
@@ -65,7 +80,7 @@ def build_test_model(num_domains=2, seed=0):
     # Decisive parsing logits, as a trained model has (ties would flip under int8 noise).
     head = model.get_layer("parsing_head")
     head.kernel.assign(head.kernel * 8.0)
-    return model
+    return attach(model, ModelInfo("export_test", {"num_domains": num_domains, "seed": seed}, serving_spec_of_test_model()))
 
 
 @pytest.fixture(scope="module")
@@ -433,14 +448,17 @@ def test_int8_metric_loss_beyond_ten_percent_fails():
     labels = {"attr/emotion": target, "has_attr/emotion": np.ones(40)}
     degraded = reference["emotion_logits"].copy()
     degraded[:8] = np.roll(degraded[:8], 1, axis=-1)  # 8 of 40 now wrong: accuracy 1.0 -> 0.8
-    check = compare_metrics("m.tflite", "ai_edge_litert", reference, {"emotion_logits": degraded}, labels, True)
+    check = compare_metrics("m.tflite", "ai_edge_litert", reference, {"emotion_logits": degraded}, labels, True,
+                            serving_spec_of_test_model())
     assert not check.passed and "emotion" in check.message
     assert check.metrics["emotion"]["relative_loss"] == pytest.approx(0.2)
     slightly = reference["emotion_logits"].copy()
     slightly[:2] = np.roll(slightly[:2], 1, axis=-1)  # accuracy 1.0 -> 0.95
-    assert compare_metrics("m.tflite", "ai_edge_litert", reference, {"emotion_logits": slightly}, labels, True).passed
+    assert compare_metrics("m.tflite", "ai_edge_litert", reference, {"emotion_logits": slightly}, labels, True,
+                           serving_spec_of_test_model()).passed
     # Reported, not enforced (dynamic-range).
-    assert compare_metrics("m.tflite", "ai_edge_litert", reference, {"emotion_logits": degraded}, labels, False).passed
+    assert compare_metrics("m.tflite", "ai_edge_litert", reference, {"emotion_logits": degraded}, labels, False,
+                           serving_spec_of_test_model()).passed
 
 
 def test_float_parity_tolerance_is_relative_to_output_scale():

@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from keras_facemt.errors import CheckpointError, ConfigError
 from keras_facemt.models import registry
-from keras_facemt.serving.model_source import RUN_CONFIG, config_from_dict, load_model_source
+from keras_facemt.configs.serialization import config_from_dict
+from keras_facemt.serving.model_source import RUN_CONFIG, load_model_source
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,12 @@ def build_model(config):
     from tests.test_export_formats import build_test_model
 
     return build_test_model(num_domains=config.num_domains, seed=config.seed)
+
+
+def serving_spec(config):
+    from tests.test_export_formats import serving_spec_of_test_model
+
+    return serving_spec_of_test_model()
 
 
 @pytest.fixture

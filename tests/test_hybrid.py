@@ -1,13 +1,13 @@
-"""iFAN's Algorithm 1 as phases and loss terms (training/hybrid.py, models/ifan/losses.py)."""
+"""iFAN's Algorithm 1 as phases and loss terms (models/ifan/hybrid.py, models/ifan/losses.py)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_facemt.configs.experiments import get_experiment
+from keras_facemt.models.ifan.experiments import get_experiment
 from keras_facemt.errors import ConfigError
 from keras_facemt.models.ifan import losses
-from keras_facemt.training import hybrid
+from keras_facemt.models.ifan import hybrid
 from keras_facemt.training.schedule import total_steps, validate_schedule
 
 TASKS = ("parsing", "landmarks", "emotion")

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from keras_facemt.evaluation import reports
+from keras_facemt.models.ifan import reports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -7,8 +7,9 @@ import pytest
 from keras_facemt.cli import main
 from keras_facemt.errors import ConfigError, DataError
 from keras_facemt.inference.analyzer import FaceAnalyzer
-from keras_facemt.inference.preprocess import resize_image, to_rgb_float
+from keras_facemt.data.letterbox import resize_image, to_rgb_float
 from keras_facemt.models.registry import build_model
+from keras_facemt.serving.keras_format import save_model
 
 
 @pytest.fixture(scope="module")
@@ -17,12 +18,14 @@ def tiny_ifan():
 
 
 def test_letterbox_maps_points_back_to_original_pixels():
-    img = np.zeros((50, 100, 3), np.uint8)
-    _, lb = resize_image(img, (64, 64), keep_aspect=True)
-    # Original (100, 50) pixel corner lands at the canvas's lower-right of the content.
-    assert lb.pad_y == 16 and lb.pad_x == 0
-    pts = np.array([[0.0, 16 / 64], [1.0, 48 / 64]])
-    np.testing.assert_allclose(lb.points_to_pixels(pts), [[0, 0], [100, 50]], atol=1e-4)
+    img = np.full((50, 100, 3), 255, np.uint8)
+    out, lb = resize_image(img, (64, 64), keep_aspect=True)
+    # Top-left placement, as the training pipeline letterboxes scenes: the 100x50
+    # image becomes 64x32 content over rows 0..31, zero padding below.
+    assert (lb.pad_x, lb.pad_y) == (0, 0)
+    assert out[:32].min() > 0.9999 and out[32:].max() == 0.0
+    pts = np.array([[0.0, 0.0], [1.0, 32 / 64], [0.5, 0.25]])
+    np.testing.assert_allclose(lb.points_to_pixels(pts), [[0, 0], [100, 50], [50, 25]], atol=1e-4)
 
 
 def test_any_channel_layout_is_accepted():
@@ -56,8 +59,7 @@ def test_single_image_array_is_rejected(tiny_ifan):
 
 
 def test_predict_command_writes_json_and_drawings(tiny_ifan, tmp_path):
-    model_path = str(tmp_path / "m.keras")
-    tiny_ifan.save(model_path)
+    model_path = save_model(tiny_ifan, str(tmp_path / "m.keras"))
     img_path = str(tmp_path / "face.png")
     cv2.imwrite(img_path, np.random.default_rng(0).integers(0, 255, (48, 40, 3), dtype=np.uint8))
     out = str(tmp_path / "pred.json")
@@ -70,8 +72,7 @@ def test_predict_command_writes_json_and_drawings(tiny_ifan, tmp_path):
 
 
 def test_predict_command_bad_image(tiny_ifan, tmp_path, capsys):
-    model_path = str(tmp_path / "m.keras")
-    tiny_ifan.save(model_path)
+    model_path = save_model(tiny_ifan, str(tmp_path / "m.keras"))
     bad = tmp_path / "notimage.jpg"
     bad.write_bytes(b"plain text, not an image")
     assert main(["predict", "--model", model_path, str(bad)]) == 2
@@ -80,3 +81,28 @@ def test_predict_command_bad_image(tiny_ifan, tmp_path, capsys):
         from keras_facemt.inference.predict_command import read_images
 
         read_images([str(tmp_path / "missing.png")])
+
+
+def test_a_model_that_does_not_say_what_it_is_is_refused(tiny_ifan, tmp_path):
+    """Nothing guesses a model's outputs from key names: a plain Keras save (no
+    declaration, no run beside it) is refused with a message saying what to do."""
+    import keras
+
+    plain = keras.Model(tiny_ifan.input, tiny_ifan.output)
+    with pytest.raises(ConfigError, match="does not say which keras-facemt system"):
+        FaceAnalyzer(plain)
+    path = str(tmp_path / "plain.keras")
+    tiny_ifan.save(path)
+    from keras_facemt.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="keras_facemt.save_model"):
+        FaceAnalyzer(path)
+
+
+def test_domain_by_training_dataset_name(tiny_ifan, tmp_path):
+    from keras_facemt.models.model_info import attach, info_of
+
+    named = attach(tiny_ifan, info_of(tiny_ifan).replace(domains={"synth_studio": 0, "synth_webcam": 1}))
+    assert FaceAnalyzer(named, domain="synth_webcam").domain == 1
+    with pytest.raises(ConfigError, match="synth_webcam"):
+        FaceAnalyzer(named, domain="helen")

@@ -66,7 +66,7 @@ def test_ablation_switches_change_the_architecture(tiny_model):
     assert "fusion_single_level" in names and not any(n.startswith("fusion_lateral") for n in names)
     d = uniface.build_model(dataclasses.replace(TINY, landmark_attention=False))
     att = d.get_layer(uniface.ATTENTION_NAME)
-    assert not att.use_landmarks and att.face_conv1.filters == 2 * TINY.attention_channels
+    assert not att.use_landmarks and att.face_conv2.filters == TINY.face_vector_dim + 4 * TINY.landmark_vector_dim
     for m in (b, c, d):
         assert m(_inputs(TINY, faces=1))["embedding"].shape == (2, 1, 32)
     assert dataclasses.replace(TINY, fusion=False, landmark_attention=False).variant == "CD"
@@ -155,3 +155,28 @@ def test_config_validation_names_the_field():
         dataclasses.replace(TINY, roi_method="roi_pool")
     with pytest.raises(ConfigError, match="weights file not found"):
         uniface.build_model(dataclasses.replace(uniface.PRESETS["paper"](), backbone_weights="/nonexistent.h5"))
+
+
+def _module_params(model):
+    return model.get_layer(uniface.ATTENTION_NAME).count_params()
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small", "paper"])
+def test_model_d_keeps_the_recognition_module_parameter_count(preset):
+    """Sec. IV-D.3: Model D doubles the rest of the recognition module "to keep the
+    parameter's number unchanged": its module must stay within 5% of Model A's."""
+    cfg = uniface.PRESETS[preset]()
+    if preset == "paper":
+        cfg = dataclasses.replace(cfg, backbone="compact")  # the module does not depend on the body
+    a = uniface.build_model(cfg)
+    d = uniface.build_model(dataclasses.replace(cfg, landmark_attention=False))
+    pa, pd = _module_params(a), _module_params(d)
+    assert abs(pd - pa) <= 0.05 * pa, (preset, pa, pd)
+    if preset == "paper":
+        # Hand count at the paper's sizes (F_r 64 channels, 128-channel branches, 512-D face
+        # vector, 4 x 128-D landmark vectors, FC 1024 -> 128):
+        #   face 3x3 64->128: 73,856; 3x3 128->512: 590,336; landmark 3x3 64->128: 73,856;
+        #   3x3 128->128: 147,584; FC: 131,200.
+        assert pa == 73_856 + 590_336 + 73_856 + 147_584 + 131_200 == 1_016_832
+        # Model D: 3x3 64->90: 51,930; 3x3 90->1024: 830,464; the same FC: 131,200.
+        assert pd == 51_930 + 830_464 + 131_200 == 1_013_594

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -363,13 +364,15 @@ class RecordOptions:
 
 
 def _read_image(sample: Sample, opts: RecordOptions) -> Tuple[bytes, str, int, int]:
+    path = find_image(sample.image_path)
+    if path is None:
+        raise Problem(sample.origin, MISSING_IMAGE, f"image not found: {sample.image_path} "
+                                                    f"(nor with another extension: {', '.join(IMAGE_EXTENSIONS)})")
     try:
-        with open(sample.image_path, "rb") as f:
+        with open(path, "rb") as f:
             data = f.read()
-    except FileNotFoundError:
-        raise Problem(sample.origin, MISSING_IMAGE, f"image not found: {sample.image_path}") from None
     except OSError as e:
-        raise Problem(sample.origin, MISSING_IMAGE, f"image not readable: {sample.image_path} ({e.strerror})") from None
+        raise Problem(sample.origin, MISSING_IMAGE, f"image not readable: {path} ({e.strerror})") from None
     try:
         if data[:2] == b"\xff\xd8" or data[:8] == b"\x89PNG\r\n\x1a\n" or not data:
             fmt, h, w = image_header.probe_image(data)
@@ -380,7 +383,7 @@ def _read_image(sample: Sample, opts: RecordOptions) -> Tuple[bytes, str, int, i
             data, h, w = image_header.transcode_to_png(data)
             fmt = "png"
     except image_header.ImageHeaderError as e:
-        raise Problem(sample.origin, CORRUPT, f"corrupt image {sample.image_path}: {e}") from None
+        raise Problem(sample.origin, CORRUPT, f"corrupt image {path}: {e}") from None
     return data, fmt, h, w
 
 
@@ -786,7 +789,66 @@ def run_conversion(converter: Converter, out_dir: str, *, workers: int = 1, num_
                             images_per_second=bar.rate, verified=verified[0])
 
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+# Any case is accepted (``.JPG`` from cameras, ``.Png`` from old tools); formats other
+# than JPEG/PNG are re-encoded losslessly to PNG by ``_read_image``.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff")
+
+
+def _directory_index(directory: str) -> Dict[str, str]:
+    """Lower-cased file name -> actual name, for one directory.
+
+    Listed once per directory state (keyed by its modification time), so a dataset
+    whose every annotation names a ``.jpg`` stored as ``.JPG`` costs one listing per
+    directory, not one per image.
+    """
+    try:
+        mtime = os.stat(directory).st_mtime_ns
+    except OSError:
+        return {}
+    return _directory_listing(directory, mtime)
+
+
+@functools.lru_cache(maxsize=1024)
+def _directory_listing(directory: str, mtime_ns: int) -> Dict[str, str]:
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return {}
+    index: Dict[str, str] = {}
+    for name in names:
+        index.setdefault(name.lower(), name)
+    return index
+
+
+def find_image(path: str) -> Optional[str]:
+    """The image file an annotation refers to, whatever its extension and case.
+
+    Annotations name images as their authors' copies had them (``img_1.jpg`` in a
+    list, a ``.pts`` file beside its image), while distributed copies differ:
+    ``img_1.JPG``, ``img_1.png``, a BMP or PPM re-save. ``path`` itself wins when it
+    exists; otherwise the same name in another case, then the same stem with each
+    of ``IMAGE_EXTENSIONS`` (any case), in that order.
+
+    Args:
+        path: the image path as the annotation gives it (with or without an
+            extension).
+
+    Returns:
+        The existing path, or ``None`` when no such image exists.
+    """
+    if os.path.isfile(path):
+        return path
+    directory, name = os.path.split(path)
+    index = _directory_index(directory or ".")
+    if name.lower() in index:
+        return os.path.join(directory, index[name.lower()])
+    stem, ext = os.path.splitext(name)
+    stem = stem if ext.lower() in IMAGE_EXTENSIONS else name
+    for candidate in IMAGE_EXTENSIONS:
+        actual = index.get((stem + candidate).lower())
+        if actual is not None:
+            return os.path.join(directory, actual)
+    return None
 
 
 def walk_images(directory: str) -> List[str]:

@@ -34,12 +34,12 @@ from tfrecords_tools.common import (
     Problems,
     Sample,
     box_around_points,
+    find_image,
     parse_floats,
     read_lines,
     where,
 )
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 NUM_POINTS = 68
 
 
@@ -137,8 +137,7 @@ class Pts68Converter(Converter):
     def samples(self, problems: Problems) -> Iterator[Sample]:
         for pts_path in self._pts_files():
             stem = os.path.splitext(pts_path)[0]
-            image = next((stem + e for e in IMAGE_EXTENSIONS + tuple(x.upper() for x in IMAGE_EXTENSIONS)
-                          if os.path.exists(stem + e)), stem + ".jpg")
+            image = find_image(stem + ".jpg") or stem + ".jpg"
             try:
                 pts = read_pts(pts_path)
                 if len(pts) != NUM_POINTS:

@@ -35,6 +35,7 @@ from keras_facemt.configs.data import AugmentConfig
 from keras_facemt.data import batch as B
 from keras_facemt.data import landmarks as landmark_schemes
 from keras_facemt.data import schema
+from keras_facemt.data.letterbox import resize_to_input
 
 Example = Dict[str, tf.Tensor]
 
@@ -45,26 +46,6 @@ _PER_FACE_FLAGS = (B.HAS_LANDMARKS, B.HAS_POSE, B.HAS_IDENTITY, B.HAS_TEACHER_EM
 
 
 # ------------------------------------------------------------------ resize / letterbox
-def letterbox_size(height: tf.Tensor, width: tf.Tensor, size: Tuple[int, int]) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Size ``(h, w)`` of an image scaled to fit ``size`` with its aspect kept.
-
-    Args:
-        height, width: int32 scalars, the source size in pixels.
-        size: ``(out_height, out_width)``.
-
-    Returns:
-        int32 scalars ``(h, w)`` with ``h <= out_height``, ``w <= out_width`` and at
-        least one side equal to the output side.
-    """
-    th, tw = size
-    h = tf.cast(height, tf.float32)
-    w = tf.cast(width, tf.float32)
-    scale = tf.minimum(th / h, tw / w)
-    nh = tf.clip_by_value(tf.cast(tf.round(h * scale), tf.int32), 1, th)
-    nw = tf.clip_by_value(tf.cast(tf.round(w * scale), tf.int32), 1, tw)
-    return nh, nw
-
-
 def resize_example(example: Example, size: Tuple[int, int], letterbox: bool) -> Example:
     """Resizes the image and parsing map to ``size`` and maps the geometry.
 
@@ -89,33 +70,16 @@ def resize_example(example: Example, size: Tuple[int, int], letterbox: bool) -> 
     """
     out = dict(example)
     th, tw = size
-    image = example[B.IMAGE]
+    out[B.IMAGE], scale = resize_to_input(example[B.IMAGE], size, letterbox)
     if not letterbox:
-        out[B.IMAGE] = _resize_image(image, th, tw, (th, tw))
         if B.PARSING in example:
             out[B.PARSING] = _resize_labels(example[B.PARSING], th, tw, (th, tw))
         return out
-    shape = tf.shape(image)
-    nh, nw = letterbox_size(shape[0], shape[1], size)
-    out[B.IMAGE] = _resize_image(image, nh, nw, (th, tw))
     if B.PARSING in example:
+        nh = tf.cast(tf.round(scale[1] * th), tf.int32)
+        nw = tf.cast(tf.round(scale[0] * tw), tf.int32)
         out[B.PARSING] = _resize_labels(example[B.PARSING], nh, nw, (th, tw))
-    sx = tf.cast(nw, tf.float32) / float(tw)
-    sy = tf.cast(nh, tf.float32) / float(th)
-    return _apply_point_affine(out, tf.stack([sx, sy]), tf.zeros([2]))
-
-
-def _resize_image(image: tf.Tensor, h: tf.Tensor, w: tf.Tensor, size: Tuple[int, int]) -> tf.Tensor:
-    # Antialiasing matters when scenes are shrunk several-fold. Shards written at
-    # the training size skip the resampling altogether.
-    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], tf.stack([h, w])))
-    resized = tf.cond(
-        same,
-        lambda: image,
-        lambda: tf.clip_by_value(tf.image.resize(image, tf.stack([h, w]), method="bilinear", antialias=True), 0.0, 1.0),
-    )
-    padded = tf.image.pad_to_bounding_box(resized, 0, 0, size[0], size[1])
-    return tf.ensure_shape(padded, [size[0], size[1], 3])
+    return _apply_point_affine(out, scale, tf.zeros([2]))
 
 
 def _resize_labels(labels: tf.Tensor, h: tf.Tensor, w: tf.Tensor, size: Tuple[int, int]) -> tf.Tensor:

@@ -22,8 +22,6 @@ has_<key>           optional presence flags: a face whose flag is 0 shows no suc
 
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
@@ -31,6 +29,7 @@ import numpy as np
 
 from keras_facemt.data import schema
 from keras_facemt.errors import DataError
+from keras_facemt.io import write_bytes_atomic
 
 # One RGB colour per parsing class (background is never painted).
 PARSING_PALETTE = np.array(
@@ -267,14 +266,4 @@ def write_png_atomic(path: str, image: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
     if not ok:
         raise DataError(f"{path}: could not encode the PNG. Received: shape={arr.shape}")
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_bytes_atomic(path, buf.tobytes())

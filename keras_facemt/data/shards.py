@@ -28,6 +28,7 @@ import tensorflow as tf
 from keras_facemt.data import schema
 from keras_facemt.data.codec import FaceRecord
 from keras_facemt.errors import DataError
+from keras_facemt.io import swap_directory, write_json_atomic  # noqa: F401  (write_json_atomic: public here too)
 
 MANIFEST = "dataset.json"
 FORMAT_VERSION = 1
@@ -37,27 +38,6 @@ def shard_name(split: str, index: int, total: int) -> str:
     return f"{split}-{index:05d}-of-{total:05d}.tfrecord"
 
 
-def write_json_atomic(path: str, obj) -> None:
-    """Writes JSON to ``path`` through a temporary file and ``os.replace``."""
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
 class DatasetStats:
@@ -222,13 +202,7 @@ class ShardWriter:
             **self.extra,
         }
         write_json_atomic(os.path.join(self._tmp, MANIFEST), manifest)
-        if os.path.exists(self.out_dir):
-            old = self.out_dir + ".old-" + os.path.basename(self._tmp)
-            os.replace(self.out_dir, old)
-            os.replace(self._tmp, self.out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self._tmp, self.out_dir)
+        swap_directory(self._tmp, self.out_dir)
 
 
 def read_manifest(data_dir: str) -> Dict[str, object]:

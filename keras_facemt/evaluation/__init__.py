@@ -1,1 +1,1 @@
-"""Evaluation runs and their reports."""
+"""Evaluation of trained models against datasets, shared by every system."""

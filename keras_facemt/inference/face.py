@@ -21,8 +21,10 @@ class Face:
         landmarks: float32 ``[K, 2]`` or None.
         parsing: uint8 ``[H, W]`` class ids over the whole input image, or None.
         embedding: float32 ``[D]`` L2-normalised identity embedding, or None.
-        attributes: attribute name -> class probabilities ``[C]`` (or a float for
-            regression attributes such as age).
+        pose: float32 ``[3]`` yaw, pitch, roll in degrees, or None.
+        attributes: attribute name -> class probabilities ``[C]``, or a float: the
+            probability of a multi-label attribute (``celeba/Male``) or the value of a
+            regression attribute (``age`` in years).
     """
 
     box: np.ndarray
@@ -30,6 +32,7 @@ class Face:
     landmarks: Optional[np.ndarray] = None
     parsing: Optional[np.ndarray] = None
     embedding: Optional[np.ndarray] = None
+    pose: Optional[np.ndarray] = None
     attributes: Dict[str, object] = dataclasses.field(default_factory=dict)
 
     def label(self, name: str) -> Optional[str]:

@@ -91,8 +91,9 @@ def _wh(image) -> np.ndarray:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="run a saved model (.keras) over image files")
-    p.add_argument("--model", required=True, help="path to a .keras model")
-    p.add_argument("--domain", type=int, default=0, help="BN domain id for per-dataset BN models")
+    p.add_argument("--model", required=True, help="a .keras model file or a training run directory")
+    p.add_argument("--domain", default="0",
+                   help="BN domain of per-dataset BN models: an id or a training dataset/task name")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", help="write results as JSON here (default: print)")
     p.add_argument("--draw", help="directory for annotated PNGs")

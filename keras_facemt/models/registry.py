@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 from keras_facemt.errors import ConfigError
 
@@ -44,14 +44,51 @@ class System:
         cfg = self.presets[preset]()
         return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
-    def build(self, config):
-        return self._mod().build_model(config)
+    @property
+    def builds_serving_model(self) -> bool:
+        """Whether the deployable graph is built around the trained one (a detector's
+        decoding and NMS) rather than being the trained graph itself."""
+        return getattr(self._mod(), "build_serving_model", None) is not None
 
-    def serving_model(self, model, config):
+    def serving_spec(self, config):
+        """The output declaration and preprocessing of the deployable graph (``configs.outputs``)."""
+        return self._mod().serving_spec(config)
+
+    def model_info(self, config, preset: Optional[str] = None, domains=None, deployable: Optional[bool] = None):
+        """The ``ModelInfo`` of a model of this system built from ``config``."""
+        from keras_facemt.configs.serialization import config_to_dict
+        from keras_facemt.models.model_info import ModelInfo
+
+        return ModelInfo(system=self.name, config=config_to_dict(config), serving=self.serving_spec(config),
+                         deployable=not self.builds_serving_model if deployable is None else deployable,
+                         preset=preset, domains=dict(domains or {}))
+
+    def build(self, config, preset: Optional[str] = None, domains=None):
+        """Builds the model (or the ``{name: model}`` dict of a multi-graph system), with its info attached."""
+        from keras_facemt.models.model_info import attach
+
+        built = self._mod().build_model(config)
+        for model in (built.values() if isinstance(built, dict) else (built,)):
+            attach(model, self.model_info(config, preset, domains))
+        return built
+
+    def deployable(self, model, info):
+        """``model`` (of this system, described by ``info``) as the graph it deploys."""
+        if info.deployable:
+            return model
+        from keras_facemt.configs.serialization import config_from_dict
+
+        config = config_from_dict(self.config_class, dict(info.config))
+        return self.serving_model(model, config, info.preset, info.domains)
+
+    def serving_model(self, model, config, preset: Optional[str] = None, domains=None):
         """The model to export: the trained one, or what the system deploys around it
         (a detector's box decoding and NMS) when its module defines ``build_serving_model``."""
+        from keras_facemt.models.model_info import attach
+
         build = getattr(self._mod(), "build_serving_model", None)
-        return model if build is None else build(model, config)
+        served = model if build is None else build(model, config)
+        return attach(served, self.model_info(config, preset, domains, deployable=True))
 
 
 _SYSTEMS: Dict[str, System] = {}
@@ -88,4 +125,4 @@ def build_model(name: str, preset: str = "small", **overrides):
         >>> model = build_model("ifan", preset="small", iterations=2)
     """
     system = get_system(name)
-    return system.build(system.config(preset, **overrides))
+    return system.build(system.config(preset, **overrides), preset=preset)

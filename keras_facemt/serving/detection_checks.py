@@ -1,10 +1,10 @@
 """Task metrics of an exported face detector against the Keras model, for export verification.
 
-Quantized exports of detecting systems (Uniface; later TFN and All-in-One) are judged
-like iFAN's, by each task's own metric (the export issue's rule), on the padded
-per-image outputs ``boxes`` ``[batch, D, 4]``, ``scores`` ``[batch, D]``,
-``landmarks`` ``[batch, D, K, 2]``, ``embeddings`` ``[batch, D, E]`` and
-``num_detections`` ``[batch]``:
+Quantized exports of detecting systems are judged like crop models, by each task's
+own metric, on the padded per-image outputs the system declares
+(``configs.outputs``): ``boxes`` ``[batch, D, 4]``, ``scores`` ``[batch, D]``, a
+``count`` ``[batch]`` and per-face ``landmarks`` ``[batch, D, K, 2]`` and
+``embedding`` ``[batch, D, E]``, whatever their keys are called:
 
 * ``detection``: VOC AP at IoU 0.5. With ground-truth boxes among the labels, the
   Keras and the exported AP are both computed and the relative loss is limited;
@@ -26,7 +26,7 @@ import numpy as np
 from keras_facemt.data import batch as batch_keys
 from keras_facemt.metrics.detection_ap import average_precision
 from keras_facemt.metrics.matched_landmark_error import match_to_ground_truth, matched_landmark_nme
-from keras_facemt.serving.verify import (
+from keras_facemt.serving.verification_rules import (
     AGREEMENT_FLOOR,
     AGREEMENT_NME_CEILING,
     INT8_MAX_RELATIVE_LOSS,
@@ -34,22 +34,19 @@ from keras_facemt.serving.verify import (
     relative_loss,
 )
 
-DETECTION_OUTPUTS = ("boxes", "scores", "num_detections")
+# The declared kinds read per detection, under the names used below.
+_PER_FACE = {"boxes": "boxes", "scores": "scores", "landmarks": "landmarks", "embeddings": "embedding"}
 
 
-def is_detection_output(outputs: Dict[str, np.ndarray]) -> bool:
-    """Whether ``outputs`` are a detector's padded per-image detections."""
-    return all(k in outputs for k in DETECTION_OUTPUTS)
-
-
-def _detections(out: Dict[str, np.ndarray], keep: np.ndarray) -> Dict[str, List[np.ndarray]]:
-    counts = np.asarray(out["num_detections"]).astype(np.int64).reshape(-1)
-    res = {k: [] for k in ("boxes", "scores", "landmarks", "embeddings")}
+def _detections(out: Dict[str, np.ndarray], keep: np.ndarray, spec) -> Dict[str, List[np.ndarray]]:
+    counts = np.asarray(out[spec.key_of("count")]).astype(np.int64).reshape(-1)
+    keys = {name: spec.key_of(kind, per_face=True) for name, kind in _PER_FACE.items()}
+    res = {name: [] for name in keys}
     for i in np.nonzero(keep)[0]:
         n = int(counts[i])
-        for k in res:
-            if k in out:
-                res[k].append(np.asarray(out[k])[i, :n])
+        for name, key in keys.items():
+            if key is not None and key in out:
+                res[name].append(np.asarray(out[key])[i, :n])
     return res
 
 
@@ -65,7 +62,7 @@ def _ground_truth(labels: Dict[str, np.ndarray], keep: np.ndarray) -> Tuple[list
     return boxes, points, vis
 
 
-def detection_task_metrics(outputs, reference, labels) -> Dict[str, Dict[str, object]]:
+def detection_task_metrics(outputs, reference, labels, spec) -> Dict[str, Dict[str, object]]:
     """Detection, landmark and embedding metrics of ``outputs`` against ``reference`` (Keras).
 
     Limits are export verification's: ``INT8_MAX_RELATIVE_LOSS`` for a labelled metric,
@@ -76,16 +73,17 @@ def detection_task_metrics(outputs, reference, labels) -> Dict[str, Dict[str, ob
         outputs, reference: the export's and the Keras model's outputs on the same images.
         labels: the verification labels (``bbox``/``face_mask``/``has_boxes``,
             ``landmarks``/``landmarks_visible`` in scenes mode), possibly empty.
+        spec: the outputs' ``ServingSpec`` (keyed as ``outputs``).
 
     Returns:
         task -> ``metric``, ``keras``, ``export``, ``relative_loss`` (positive =
         worse), ``limit``, ``reference`` (``labels`` or ``keras``), ``examples``.
     """
-    n = len(np.asarray(reference["num_detections"]).reshape(-1))
+    n = len(np.asarray(reference[spec.key_of("count")]).reshape(-1))
     has = np.asarray(labels.get(batch_keys.HAS_BOXES, np.zeros(n))).reshape(-1) > 0
     labelled = batch_keys.BBOX in labels and batch_keys.FACE_MASK in labels and has.any()
     keep = has if labelled else np.ones(n, bool)
-    ref, exp = _detections(reference, keep), _detections(outputs, keep)
+    ref, exp = _detections(reference, keep, spec), _detections(outputs, keep, spec)
     results: Dict[str, Dict[str, object]] = {}
     if labelled:
         gt_boxes, gt_points, gt_vis = _ground_truth(labels, keep)

@@ -76,7 +76,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.verify_only:
         return _verify_only(args)
-    from keras_facemt.serving.exporter import ExportOptions, export_model, resolve_domain
+    from keras_facemt.models.model_info import resolve_domain
+    from keras_facemt.serving.exporter import ExportOptions, export_model
     from keras_facemt.serving.model_source import load_model_source
     from keras_facemt.serving.verification_data import load_verification_data
 

@@ -23,6 +23,7 @@ import tempfile
 from typing import Dict, Optional, Sequence, Tuple
 
 from keras_facemt.errors import ExportError
+from keras_facemt.io import swap_directory
 from keras_facemt.serving import signatures as sig
 from keras_facemt.serving.manifest import MANIFEST, build_manifest, write_manifest
 from keras_facemt.serving.tflite import IO_DTYPES, QUANTIZATIONS, check_quantization
@@ -96,26 +97,6 @@ class ExportOptions:
             )
 
 
-def resolve_domain(domain, domains: Optional[Dict[str, int]] = None) -> Optional[int]:
-    """A ``--domain`` value (dataset name or integer id) -> domain id.
-
-    Raises:
-        ExportError: for a name not in ``domains``.
-    """
-    if domain is None:
-        return None
-    domains = dict(domains or {})
-    if isinstance(domain, str) and domain in domains:
-        return int(domains[domain])
-    try:
-        return int(domain)
-    except (TypeError, ValueError):
-        raise ExportError(
-            f"Unknown domain {domain!r}; the model's training domains are {domains or '{}'} "
-            f"(give a name from them or an integer id). Received: domain={domain!r}"
-        ) from None
-
-
 def _size(path: str) -> int:
     if os.path.isfile(path):
         return os.path.getsize(path)
@@ -139,17 +120,6 @@ def _claim_output(output_dir: str, overwrite: bool) -> str:
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     return output_dir
-
-
-def _move_into_place(tmp: str, output_dir: str) -> None:
-    if os.path.exists(output_dir):
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.old-", dir=os.path.dirname(output_dir))
-        os.rmdir(old)
-        os.replace(output_dir, old)
-        os.replace(tmp, output_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, output_dir)
 
 
 def export_model(
@@ -186,7 +156,10 @@ def export_model(
     from keras_facemt.serving.saved_model import export_saved_model, versioned_dir
     from keras_facemt.serving.tflite import convert_tflite, op_summary, representative_samples
 
+    from keras_facemt.models.model_info import serving_spec_of
+
     log = log or (lambda *a, **k: None)
+    spec = serving_spec_of(model)
     output_dir = _claim_output(output_dir, options.overwrite)
     io = sig.ModelIO.from_model(model)
     if options.frozen_domain is not None and not io.has_domain:
@@ -282,13 +255,23 @@ def export_model(
             "passed": report.passed,
             "checks": report.to_json(),
         }
-        manifest = build_manifest(io, names, artifacts, options.frozen_domain, model_info, verification)
+        record = {k: v for k, v in (model_info or _record_of(model)).items() if k != "serving"}
+        manifest = build_manifest(io, names, artifacts, options.frozen_domain, record, verification, spec)
         write_manifest(tmp, manifest)
-        _move_into_place(tmp, output_dir)
+        swap_directory(tmp, output_dir)
         return manifest
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _record_of(model) -> Dict[str, object]:
+    """The manifest's model record from the model's own ``ModelInfo``."""
+    from keras_facemt.models.model_info import info_of
+
+    info = info_of(model)
+    return {"system": info.system, "preset": info.preset, "config": dict(info.config),
+            "domains": dict(info.domains)}
 
 
 def _attach_figures(artifacts: Dict[str, Dict[str, object]], report) -> None:

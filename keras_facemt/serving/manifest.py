@@ -29,23 +29,31 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 
-def output_meaning(key: str) -> str:
-    """A one-line description of a standard output key."""
+def output_meaning(key: str, spec=None) -> str:
+    """A one-line description of an output from its declaration (``configs.outputs.OutputSpec``).
+
+    ``key`` may be a per-iteration output (``landmarks/iter_0``) whose base key is
+    declared; an undeclared output is described by its key alone.
+    """
     base, _, suffix = key.partition("/")
     it = f" (interaction iteration {suffix.split('_')[-1]})" if suffix.startswith("iter_") else ""
-    if base == "landmarks":
-        return "landmark points, normalised (x, y) in [0, 1] of the input image" + it
-    if base == "parsing_logits":
-        return "per-pixel parsing logits over schema.PARSING_CLASSES (softmax -> probabilities)" + it
-    if base.endswith("_logits"):
-        return f"{base[: -len('_logits')]} class logits (softmax -> probabilities)" + it
-    if base == "boxes":
-        return "face boxes (xmin, ymin, xmax, ymax) normalised to the input image" + it
-    if base == "scores":
-        return "face detection scores" + it
-    if base == "embeddings":
-        return "face embeddings" + it
-    return base + it
+    if spec is None:
+        return base + it
+    names = ", ".join(spec.names)
+    meaning = {
+        "boxes": "face boxes (xmin, ymin, xmax, ymax) normalised to the image",
+        "scores": "face detection scores in [0, 1]",
+        "count": "number of valid detections per image (the rest is zero padding)",
+        "landmarks": f"{spec.scheme} landmark points, normalised (x, y) in [0, 1] of the image",
+        "parsing_logits": f"per-pixel parsing logits over ({names}); softmax -> probabilities",
+        "class_logits": f"{spec.task} class logits over ({names}); softmax -> probabilities",
+        "multilabel": f"attributes ({names}); {spec.activation} -> probabilities"
+        if spec.activation != "identity" else f"attribute probabilities ({names})",
+        "regression": f"{spec.task} in {spec.unit or 'its unit'}",
+        "pose": "head pose (yaw, pitch, roll) in degrees",
+        "embedding": "identity embedding; compare two by cosine similarity",
+    }[spec.kind]
+    return meaning + (" per detection" if spec.per_face else "") + it
 
 
 def library_versions() -> Dict[str, Optional[str]]:
@@ -84,6 +92,7 @@ def build_manifest(
     frozen_domain: Optional[int] = None,
     model_info: Optional[Dict[str, object]] = None,
     verification: Optional[Dict[str, object]] = None,
+    spec=None,
 ) -> Dict[str, object]:
     """Assembles the manifest dictionary.
 
@@ -95,6 +104,9 @@ def build_manifest(
         model_info: ``system``, ``preset``, ``config``, ``datasets``, ``domains``
             (dataset name -> id), ``source`` (checkpoint or file).
         verification: data source, example count and the checks.
+        spec: the model's ``ServingSpec``; its declarations of the exported outputs
+            are recorded (``serving``), so runtimes and pipelines read what each
+            output is and how to prepare an image.
     """
     info = dict(model_info or {})
     domains = info.get("domains") or {}
@@ -118,13 +130,18 @@ def build_manifest(
         },
         "versions": library_versions(),
         "inputs": input_spec(io, takes_domain),
-        "preprocessing": dict(sig.PREPROCESSING, input_size=list(io.image_size)),
+        "preprocessing": dict(sig.PREPROCESSING, input_size=list(io.image_size),
+                              **({"resize": spec.preprocessing.resize,
+                                  "resize_details": sig.RESIZE_DESCRIPTIONS[spec.preprocessing.resize]}
+                                 if spec is not None else {})),
+        "serving": spec.select(names).to_json() if spec is not None else None,
         "outputs": {
             key: {
                 "name": name,
                 "shape": [-1] + list(io.output_shapes[key]),
-                "dtype": "float32",
-                "meaning": output_meaning(key),
+                "dtype": "int32" if spec is not None and key in spec.outputs
+                and spec.outputs[key].kind == "count" else "float32",
+                "meaning": output_meaning(key, _declaration(spec, key)),
             }
             for key, name in sorted(names.items())
         },
@@ -132,6 +149,13 @@ def build_manifest(
         "artifacts": artifacts,
         "verification": verification or {},
     }
+
+
+def _declaration(spec, key: str):
+    """The declaration of ``key`` or of its base key (``landmarks`` for ``landmarks/iter_0``)."""
+    if spec is None:
+        return None
+    return spec.outputs.get(key) or spec.outputs.get(key.partition("/")[0])
 
 
 def write_manifest(directory: str, manifest: Dict[str, object]) -> str:

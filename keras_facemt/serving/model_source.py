@@ -15,13 +15,12 @@ exports random weights.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import typing
 from typing import Dict, Tuple
 
-from keras_facemt.errors import CheckpointError, ConfigError
+from keras_facemt.configs.serialization import config_from_dict
+from keras_facemt.errors import CheckpointError
 
 RUN_CONFIG = "run_config.json"
 
@@ -46,34 +45,6 @@ def read_run_config(model_dir: str) -> Dict[str, object]:
     if not isinstance(info, dict) or "system" not in info:
         raise CheckpointError(f"{path}: must be an object with a 'system' key. Received: {str(info)[:80]}")
     return info
-
-
-def _to_field_type(value, annotation):
-    """JSON lists back to tuples where the dataclass field is a tuple."""
-    text = str(annotation)
-    if isinstance(value, list) and ("Tuple" in text or "tuple" in text):
-        return tuple(_to_field_type(v, "") for v in value)
-    if isinstance(value, list):
-        return [_to_field_type(v, "") for v in value]
-    return value
-
-
-def config_from_dict(config_class, values: Dict[str, object]):
-    """Builds a frozen config dataclass from JSON values (lists -> tuples).
-
-    Raises:
-        ConfigError: for unknown fields (validation errors come from the class).
-    """
-    fields = {f.name: f for f in dataclasses.fields(config_class)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ConfigError(f"{config_class.__name__} has no fields {unknown}. Received: config keys={sorted(values)}")
-    try:
-        hints = typing.get_type_hints(config_class)
-    except Exception:
-        hints = {}
-    kwargs = {k: _to_field_type(v, hints.get(k, fields[k].type)) for k, v in values.items()}
-    return config_class(**kwargs)
 
 
 def restore_all_variables(model, prefix: str) -> None:
@@ -111,17 +82,58 @@ def _run_config_if_any(directory: str) -> Dict[str, object]:
     return read_run_config(directory) if os.path.exists(os.path.join(directory, RUN_CONFIG)) else {}
 
 
-def _keras_file_source(path: str, info: Dict[str, object]) -> Tuple[object, Dict[str, object]]:
-    """A ``.keras`` file and what its run's ``run_config.json`` (``info``, may be empty) records."""
+def _source_record(source: str, model_info, datasets=None) -> Dict[str, object]:
+    """What the manifest records about where a model came from and what it is."""
+    domains = dict(model_info.domains)
+    return {
+        "source": source,
+        "system": model_info.system,
+        "preset": model_info.preset,
+        "config": dict(model_info.config),
+        "domains": domains,
+        "datasets": list(datasets or sorted(domains)),
+        "serving": model_info.serving,
+    }
+
+
+def _keras_file_source(path: str, run: Dict[str, object]) -> Tuple[object, Dict[str, object]]:
+    """A ``.keras`` file, made deployable, and its record.
+
+    The file's own ``ModelInfo`` says what it is; a file saved without one (plain
+    ``model.save``) is described by its run's ``run_config.json`` (``run``) when the
+    file sits in a run directory.
+
+    Raises:
+        CheckpointError: when neither says which system the file holds.
+    """
+    from keras_facemt.models.model_info import attach, info_of
+    from keras_facemt.models.registry import get_system
     from keras_facemt.serving.keras_format import load_model
 
-    return load_model(path), {
-        "source": path,
-        "domains": info.get("domains") or {},
-        "system": info.get("system"),
-        "preset": info.get("preset"),
-        "config": info.get("config"),
-    }
+    model = load_model(path)
+    info = info_of(model)
+    if info is None:
+        if not run.get("config"):
+            raise CheckpointError(
+                f"{path}: the file does not say which system it holds (saved without keras_facemt.save_model) and "
+                f"no {RUN_CONFIG} with the system's config is beside it. Save it with keras_facemt.save_model."
+            )
+        system = get_system(str(run["system"]))
+        config = config_from_dict(system.config_class, dict(run["config"]))
+        info = system.model_info(config, run.get("preset"), run.get("domains"), deployable=True)
+        attach(model, info)
+    else:
+        # What the file leaves open (a model saved without its preset or domain names),
+        # its run's run_config.json fills in.
+        missing = {k: v for k, v in (("preset", run.get("preset")), ("domains", dict(run.get("domains") or {})))
+                   if v and not getattr(info, k)}
+        if missing:
+            info = info.replace(**missing)
+            attach(model, info)
+    if not info.deployable:
+        model = get_system(info.system).deployable(model, info)
+        info = info_of(model)
+    return model, _source_record(path, info, run.get("datasets"))
 
 
 def load_model_source(path: str) -> Tuple[object, Dict[str, object]]:
@@ -132,8 +144,9 @@ def load_model_source(path: str) -> Tuple[object, Dict[str, object]]:
             directory with ``run_config.json`` and a checkpoint.
 
     Returns:
-        ``(model, info)`` with info keys ``system``, ``preset``, ``config``,
-        ``domains``, ``datasets``, ``source``.
+        ``(model, info)``: the deployable model (its ``ModelInfo`` attached) and info
+        keys ``system``, ``preset``, ``config``, ``domains``, ``datasets``, ``source``,
+        ``serving`` (the ``ServingSpec``).
 
     Raises:
         CheckpointError: naming ``path`` when it holds no usable checkpoint.
@@ -168,16 +181,12 @@ def load_model_source(path: str) -> Tuple[object, Dict[str, object]]:
         config = config_from_dict(system.config_class, dict(info["config"]))
     else:
         config = system.config(preset)
-    model = system.build(config)
+    domains = dict(info.get("domains") or {})
+    model = system.build(config, preset, domains)
     if isinstance(model, dict):
         model = model["main"]
     restore_all_variables(model, prefix)
-    model = system.serving_model(model, config)
-    return model, {
-        "source": prefix,
-        "system": system.name,
-        "preset": preset,
-        "config": dataclasses.asdict(config),
-        "domains": dict(info.get("domains") or {}),
-        "datasets": list(info.get("datasets") or sorted(info.get("domains") or {})),
-    }
+    model = system.serving_model(model, config, preset, domains)
+    from keras_facemt.models.model_info import info_of
+
+    return model, _source_record(prefix, info_of(model), info.get("datasets"))

@@ -9,12 +9,12 @@ output names (``landmarks``, ``landmarks__iter_0``, ...).
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Dict
 
 import numpy as np
 
 from keras_facemt.errors import ExportError
+from keras_facemt.io import atomic_path
 from keras_facemt.serving import signatures as sig
 
 DEFAULT_OPSET = 17
@@ -65,18 +65,12 @@ def export_onnx(
         raise ExportError(f"{saved_model_dir}: tf2onnx conversion of {signature!r} failed: {e}") from e
     _name_batch_dimension(model_proto)
     output_path = os.path.abspath(output_path)
-    os.makedirs(os.path.dirname(output_path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=os.path.dirname(output_path))
-    os.close(fd)
     try:
-        onnx.save(model_proto, tmp)
-        onnx.checker.check_model(tmp)
-        os.replace(tmp, output_path)
+        with atomic_path(output_path, suffix=".onnx") as tmp:
+            onnx.save(model_proto, tmp)
+            onnx.checker.check_model(tmp)
     except Exception as e:
         raise ExportError(f"{output_path}: the converted ONNX model is invalid: {e}") from e
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return output_path
 
 

@@ -8,9 +8,17 @@ with stable keys. Serving exposes it three ways (TF Serving signature names):
 * ``serve_uint8``: ``image`` uint8 ``[batch, H, W, 3]`` (0..255), divided by 255.
 * ``serve_image_bytes``: ``image_bytes`` string ``[batch]`` of encoded JPEG/PNG
   (the form a REST ``{"instances": [{"b64": ...}]}`` request reaches the server
-  in), decoded to RGB inside the graph (gray -> 3 channels, alpha dropped) and
-  resized to ``H x W`` (stretched, bilinear with antialiasing, as
-  ``inference.preprocess.resize_image`` without letterboxing).
+  in), decoded to RGB inside the graph (gray -> 3 channels, alpha dropped), each
+  image of any size.
+
+Both 8-bit signatures bring an image to ``H x W`` the way the system declares
+(``configs.outputs.Preprocessing``, the same ``data.letterbox.resize_to_input``
+the training pipeline and ``FaceAnalyzer`` use): stretched for crop models,
+letterboxed for detectors. For a letterboxing system ``serve_uint8`` takes images
+of any size (``[batch, h, w, 3]``, one size per request) and both signatures return
+geometry outputs (boxes, points) in normalised coordinates of the *original* image,
+so a client never sees the padding; ``serving_default`` takes the prepared input and
+returns input coordinates.
 
 Each takes ``domain`` int32 ``[batch]`` too unless the export froze one domain.
 
@@ -26,6 +34,8 @@ import dataclasses
 import re
 from typing import Dict, Optional, Sequence, Tuple
 
+from keras_facemt.configs.outputs import GEOMETRY_KINDS
+from keras_facemt.data.letterbox import input_to_source, resize_to_input
 from keras_facemt.errors import ExportError
 
 SERVING_DEFAULT = "serving_default"
@@ -47,9 +57,15 @@ PREPROCESSING = {
     "layout": "NHWC",
     "normalization": "x / 255 (float inputs already in [0, 1])",
     "value_range": [0.0, 1.0],
-    "resize": "serve_image_bytes: stretch to the input size, bilinear with antialiasing "
-    "(no letterbox); the other signatures take images already at the input size",
     "image_bytes_formats": ["jpeg", "png"],
+}
+RESIZE_DESCRIPTIONS = {
+    "stretch": "each axis scaled to the input size, bilinear with antialiasing (serve_uint8 and "
+               "serve_image_bytes do it in graph; serving_default takes prepared inputs)",
+    "letterbox": "scaled to fit with the aspect ratio kept, placed top-left, zero padding right and "
+                 "bottom, bilinear with antialiasing; serve_uint8 and serve_image_bytes take any size "
+                 "and return boxes/points in normalised coordinates of the original image; "
+                 "serving_default takes letterboxed inputs and returns input coordinates",
 }
 
 
@@ -136,15 +152,18 @@ class ModelIO:
         )
 
 
-def decode_image_bytes(image_bytes, image_size: Tuple[int, int]):
-    """Decodes a batch of encoded images in graph.
+def decode_image_bytes(image_bytes, image_size: Tuple[int, int], letterbox: bool = False):
+    """Decodes a batch of encoded images in graph and brings each to the input size.
 
     Args:
-        image_bytes: string ``[batch]`` of JPEG or PNG bytes.
-        image_size: (height, width) to resize to.
+        image_bytes: string ``[batch]`` of JPEG or PNG bytes (any sizes).
+        image_size: (height, width) of the model input.
+        letterbox: letterbox (True) or stretch each image (``data.letterbox``).
 
     Returns:
-        float32 ``[batch, height, width, 3]`` RGB in [0, 1].
+        ``(images, content_scale)``: float32 ``[batch, height, width, 3]`` RGB in
+        [0, 1] and float32 ``[batch, 2]``, each image's content scale
+        (``data.letterbox.resize_to_input``).
 
     Raises (at run time):
         tf.errors.InvalidArgumentError: naming the index of the first element that
@@ -171,14 +190,26 @@ def decode_image_bytes(image_bytes, image_size: Tuple[int, int]):
         )
         with tf.control_dependencies([check]):
             image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.float32)
-        image = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
-        return tf.clip_by_value(image, 0.0, 1.0)
+        return resize_to_input(image, (height, width), letterbox)
 
     count = tf.shape(image_bytes)[0]
     return tf.map_fn(
         decode_one,
         (image_bytes, tf.range(count)),
-        fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
+        fn_output_signature=(tf.TensorSpec([height, width, 3], tf.float32), tf.TensorSpec([2], tf.float32)),
+    )
+
+
+def resize_uint8_images(images, image_size: Tuple[int, int], letterbox: bool):
+    """uint8 ``[batch, h, w, 3]`` -> ``(float32 [batch, H, W, 3] in [0, 1], content scale [batch, 2])``."""
+    import tensorflow as tf
+
+    height, width = int(image_size[0]), int(image_size[1])
+    images = tf.cast(images, tf.float32) / 255.0
+    return tf.map_fn(
+        lambda image: resize_to_input(image, (height, width), letterbox),
+        images,
+        fn_output_signature=(tf.TensorSpec([height, width, 3], tf.float32), tf.TensorSpec([2], tf.float32)),
     )
 
 
@@ -192,12 +223,20 @@ class ServingFunctions:
             one), or a domain id fed as a constant to every example (the export-time
             "freeze to one dataset" switch: mathematically the same as rebuilding
             with ``DomainBatchNorm(frozen_domain=...)``).
+        spec: the model's ``ServingSpec`` (default: the one its ``ModelInfo``
+            carries): its preprocessing and which outputs are geometry.
     """
 
-    def __init__(self, model, names: Dict[str, str], frozen_domain: Optional[int] = None):
+    def __init__(self, model, names: Dict[str, str], frozen_domain: Optional[int] = None, spec=None):
+        from keras_facemt.models.model_info import serving_spec_of
+
         self.model = model
         self.io = ModelIO.from_model(model)
         self.names = dict(names)
+        self.spec = spec or serving_spec_of(model)
+        self.letterbox = self.spec.preprocessing.resize == "letterbox"
+        self.geometry = {key: self.spec.outputs[key].kind for key in self.names
+                         if key in self.spec.outputs and self.spec.outputs[key].kind in GEOMETRY_KINDS}
         if frozen_domain is not None and not self.io.has_domain:
             raise ExportError(
                 "The model has no 'domain' input (shared BN); --domain does not apply. "
@@ -210,7 +249,7 @@ class ServingFunctions:
         """Whether the signatures have a ``domain`` input."""
         return self.io.has_domain and self.frozen_domain is None
 
-    def _call(self, image, domain):
+    def _call(self, image, domain, content_scale=None):
         import tensorflow as tf
 
         inputs = {IMAGE: image}
@@ -218,7 +257,11 @@ class ServingFunctions:
             if self.frozen_domain is not None:
                 domain = tf.fill(tf.shape(image)[:1], tf.constant(self.frozen_domain, tf.int32))
             inputs[DOMAIN] = domain
-        outputs = self.model(inputs, training=False)
+        outputs = dict(self.model(inputs, training=False))
+        if content_scale is not None:
+            for key, kind in self.geometry.items():
+                mapped = input_to_source(outputs[key], content_scale)
+                outputs[key] = tf.clip_by_value(mapped, 0.0, 1.0) if kind == "boxes" else mapped
         return {name: tf.identity(outputs[key], name=name) for key, name in self.names.items()}
 
     def input_signature(self, signature: str):
@@ -229,7 +272,8 @@ class ServingFunctions:
         if signature == SERVING_DEFAULT:
             specs = [tf.TensorSpec([None, h, w, 3], tf.float32, name=IMAGE)]
         elif signature == SERVE_UINT8:
-            specs = [tf.TensorSpec([None, h, w, 3], tf.uint8, name=IMAGE)]
+            hw = [None, None] if self.letterbox else [h, w]
+            specs = [tf.TensorSpec([None, *hw, 3], tf.uint8, name=IMAGE)]
         elif signature == SERVE_IMAGE_BYTES:
             specs = [tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)]
         else:
@@ -242,30 +286,35 @@ class ServingFunctions:
         """The Python function of ``signature`` (arguments as ``input_signature``)."""
         import tensorflow as tf
 
-        size = self.io.image_size
+        size, letterbox = self.io.image_size, self.letterbox
         if signature == SERVING_DEFAULT:
 
             def convert(x):
-                return x
+                return x, None
         elif signature == SERVE_UINT8:
 
             def convert(x):
-                return tf.cast(x, tf.float32) / 255.0
+                if not letterbox:
+                    return tf.cast(x, tf.float32) / 255.0, None
+                return resize_uint8_images(x, size, letterbox)
         elif signature == SERVE_IMAGE_BYTES:
 
             def convert(x):
-                return decode_image_bytes(x, size)
+                images, scale = decode_image_bytes(x, size, letterbox)
+                return images, scale if letterbox else None
         else:
             raise ExportError(f"Unknown signature; choose from {SIGNATURES}. Received: signature={signature!r}")
 
         if self.takes_domain:
 
             def fn(image, domain):
-                return self._call(convert(image), domain)
+                x, scale = convert(image)
+                return self._call(x, domain, scale)
         else:
 
             def fn(image):
-                return self._call(convert(image), None)
+                x, scale = convert(image)
+                return self._call(x, None, scale)
 
         fn.__name__ = signature
         return fn

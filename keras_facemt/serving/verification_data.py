@@ -14,20 +14,27 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from keras_facemt.data import schema
 from keras_facemt.errors import ExportError
+from keras_facemt.models.model_info import serving_spec_of
 from keras_facemt.serving import signatures as sig
-from keras_facemt.serving.detection_checks import is_detection_output
-from keras_facemt.serving.verify import VerificationData, _task_of_output
+from keras_facemt.serving.verify import VerificationData
 
 
 def model_tasks(model) -> List[str]:
-    """Schema task names the model's final outputs predict (``detection``, ``landmarks``, ``parsing``, attributes)."""
-    tasks = ["detection"] if is_detection_output(model.output) else []
-    for key in model.output:
-        found = _task_of_output(key) if "/" not in key else None
-        if found:
-            tasks.append(found[0])
-    return sorted(set(tasks))
+    """Schema task names whose labels the model's declared outputs are scored against.
+
+    A multi-label output reads each of its label names (``celeba/Male``, ...); an
+    output without a schema task (an embedding compared with Keras) reads none.
+    """
+    spec = serving_spec_of(model)
+    tasks = set()
+    for out in spec.outputs.values():
+        if out.kind == "multilabel":
+            tasks.update(n for n in out.names if n in schema.all_tasks())
+        elif out.task in schema.all_tasks():
+            tasks.add(out.task)
+    return sorted(tasks)
 
 
 def _domain_of(data_dir: str, manifest: Dict[str, object], split: str, domains: Dict[str, int],
@@ -84,7 +91,6 @@ def load_verification_data(
     """
     from keras_facemt.configs.data import DataConfig
     from keras_facemt.data import shards
-    from keras_facemt.data.landmarks import scheme_for_num_points
     from keras_facemt.data.pipeline import build_dataset
 
     if not data_dirs:
@@ -92,13 +98,14 @@ def load_verification_data(
             "Verification needs real examples: pass --data DIR (a dataset directory with "
             "dataset.json, e.g. one written by `facemt synth`)."
         )
-    io = sig.ModelIO.from_model(model)
+    spec = serving_spec_of(model)
     wanted = model_tasks(model)
-    # A detector reads whole scenes (letterboxed, up to max_faces boxes per image) and
-    # predicts [D, K, 2] landmarks per detection; other systems read one face per crop.
-    scenes = "detection" in wanted
-    points = io.output_shapes["landmarks"][-2 if scenes else 0] if "landmarks" in io.output_shapes else None
-    scheme = scheme_for_num_points(points) if points else None
+    # A detector reads whole scenes (letterboxed, up to max_faces boxes per image);
+    # other systems read one face per crop, as they were trained.
+    scenes = spec.detecting
+    landmarks = spec.key_of("landmarks")
+    scheme = spec.outputs[landmarks].scheme if landmarks else None
+    io = sig.ModelIO.from_model(model)
     per_dir = max(1, -(-max_examples // len(data_dirs)))
     batches: List[Dict[str, np.ndarray]] = []
     for data_dir in data_dirs:

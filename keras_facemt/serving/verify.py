@@ -31,20 +31,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 from keras_facemt.errors import ExportError
 from keras_facemt.serving import signatures as sig
+from keras_facemt.serving.detection_checks import detection_task_metrics
+from keras_facemt.serving.verification_rules import (  # noqa: F401  (limits are part of this module's API)
+    AGREEMENT_FLOOR,
+    AGREEMENT_NME_CEILING,
+    FLOAT16_TOLERANCE,
+    FLOAT32_TOLERANCE,
+    INT8_MAX_RELATIVE_LOSS,
+    metric_entry,
+    relative_loss,
+)
 
-FLOAT32_TOLERANCE = 1e-4
-FLOAT16_TOLERANCE = 1e-2
-INT8_MAX_RELATIVE_LOSS = 0.10
-# Without labels: the minimum agreement with Keras (F-score, accuracy) and the
-# largest landmark NME to the Keras points an int8 model may show.
-AGREEMENT_FLOOR = 0.9
-AGREEMENT_NME_CEILING = 0.1
 _SCALE_FLOOR = 1e-6
 
 
@@ -247,11 +250,9 @@ def compare_outputs(
 
 
 # ----------------------------------------------------------------------------- task metrics
-def _landmark_nme(pred, target, visible=None) -> float:
-    from keras_facemt.data.landmarks import scheme_for_num_points
+def _landmark_nme(pred, target, scheme: str, visible=None) -> float:
     from keras_facemt.metrics.landmark_error import nme
 
-    scheme = scheme_for_num_points(int(np.shape(target)[1]))
     return nme(pred, target, scheme, visible=visible)
 
 
@@ -274,82 +275,143 @@ def _accuracy(pred_logits, target) -> float:
     return float(np.mean(pred == np.asarray(target).reshape(-1))) if pred.size else float("nan")
 
 
-def _task_of_output(name: str):
-    """(task, metric, higher_is_better, label key, presence key) of an output, or None."""
-    from keras_facemt.data import batch as batch_keys
-    from keras_facemt.data import schema
+def _probabilities(values, activation: str) -> np.ndarray:
+    z = np.asarray(values, np.float64)
+    return 1.0 / (1.0 + np.exp(-z)) if activation == "sigmoid" else z
 
-    if name == "landmarks":
-        return "landmarks", "nme", False, batch_keys.LANDMARKS, batch_keys.HAS_LANDMARKS
-    if name == "parsing_logits":
-        return "parsing", "overall_fscore", True, batch_keys.PARSING, batch_keys.HAS_PARSING
-    if name.endswith("_logits"):
-        attr = name[: -len("_logits")]
-        spec = schema.ATTRIBUTES.get(attr)
-        if spec is not None and spec.kind in ("class", "binary"):
-            return attr, "accuracy", True, batch_keys.attr(attr), batch_keys.has_attr(attr)
+
+def _mean_cosine(a, b) -> float:
+    a = np.asarray(a, np.float64).reshape(len(a), -1)
+    b = np.asarray(b, np.float64).reshape(len(b), -1)
+    den = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return float(np.mean(np.sum(a * b, axis=1) / den)) if len(a) else float("nan")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scorer:
+    """How one declared output is scored: metric name, direction, label keys."""
+
+    metric: str
+    higher_is_better: bool
+    label_key: Optional[str]
+    presence_key: Optional[str]
+
+
+def _scorer(spec) -> Optional[_Scorer]:
+    """The labelled metric of a per-image output declaration, or None (unscored kind)."""
+    from keras_facemt.data import batch as batch_keys
+
+    if spec.kind == "landmarks":
+        return _Scorer("nme", False, batch_keys.LANDMARKS, batch_keys.HAS_LANDMARKS)
+    if spec.kind == "parsing_logits":
+        return _Scorer("overall_fscore", True, batch_keys.PARSING, batch_keys.HAS_PARSING)
+    if spec.kind == "class_logits":
+        return _Scorer("accuracy", True, batch_keys.attr(spec.task), batch_keys.has_attr(spec.task))
+    if spec.kind == "regression":
+        return _Scorer("mae", False, batch_keys.attr(spec.task), batch_keys.has_attr(spec.task))
+    if spec.kind == "pose":
+        return _Scorer("mae_degrees", False, batch_keys.POSE, batch_keys.HAS_POSE)
+    if spec.kind == "multilabel":
+        return _Scorer("mean_accuracy", True, None, None)
+    if spec.kind == "embedding":
+        return _Scorer("cosine", True, None, None)
     return None
 
 
-def relative_loss(keras_value: float, export_value: float, higher_is_better: bool) -> float:
-    """How much worse the export scores than Keras, relative to Keras's score (positive = worse)."""
-    denom = max(abs(keras_value), 1e-12)
-    return (keras_value - export_value) / denom if higher_is_better else (export_value - keras_value) / denom
+def _score(spec, scorer: _Scorer, pred, target, visible=None) -> float:
+    if scorer.metric == "nme":
+        return _landmark_nme(pred, target, spec.scheme, visible)
+    if scorer.metric == "overall_fscore":
+        return _parsing_fscore(pred, target)
+    if scorer.metric == "accuracy":
+        return _accuracy(pred, target)
+    return float(np.mean(np.abs(np.asarray(pred, np.float64).reshape(np.shape(target)) - np.asarray(target))))
 
 
-def metric_entry(metric: str, keras_value: float, export_value: float, loss: float, limit: float, reference: str,
-                 examples: int) -> Dict[str, object]:
-    """One task's row of ``task_metrics``."""
-    return {"metric": metric, "keras": float(keras_value), "export": float(export_value),
-            "relative_loss": float(loss), "limit": float(limit), "reference": reference, "examples": int(examples)}
+def _multilabel_accuracy(spec, ref, exp, labels) -> Tuple[float, float, str, int]:
+    """Mean per-label accuracy at 0.5 of the Keras and exported outputs, against the
+    labels where the held-out data carry them, else against the Keras decisions."""
+    from keras_facemt.data import batch as batch_keys
+
+    ref_p, exp_p = _probabilities(ref, spec.activation), _probabilities(exp, spec.activation)
+    k_acc, e_acc, count = [], [], 0
+    for j, name in enumerate(spec.names):
+        keep = np.asarray(labels.get(batch_keys.has_attr(name), np.zeros(len(ref)))).reshape(-1) > 0
+        if batch_keys.attr(name) in labels and keep.any():
+            target = np.asarray(labels[batch_keys.attr(name)]).reshape(-1)[keep] > 0.5
+            k_acc.append(np.mean((ref_p[keep, j] > 0.5) == target))
+            e_acc.append(np.mean((exp_p[keep, j] > 0.5) == target))
+            count = max(count, int(keep.sum()))
+    if k_acc:
+        return float(np.mean(k_acc)), float(np.mean(e_acc)), "labels", count
+    return 1.0, float(np.mean((exp_p > 0.5) == (ref_p > 0.5))), "keras", len(ref)
 
 
 def task_metrics(
-    outputs: Dict[str, np.ndarray], reference: Dict[str, np.ndarray], labels: Dict[str, np.ndarray]
+    outputs: Dict[str, np.ndarray], reference: Dict[str, np.ndarray], labels: Dict[str, np.ndarray], spec
 ) -> Dict[str, Dict[str, object]]:
-    """Each task's metric for the Keras and the exported outputs.
+    """Each declared output's task metric for the Keras and the exported outputs.
+
+    Args:
+        outputs, reference: the export's and the Keras model's outputs (by the keys of
+            ``spec``).
+        labels: the verification labels (may lack a task's labels).
+        spec: ``ServingSpec`` of those outputs.
 
     Returns:
         task -> ``metric``, ``keras``, ``export``, ``relative_loss`` (positive =
-        worse), ``reference`` (``labels`` or ``keras``), ``examples``.
+        worse), ``limit``, ``reference`` (``labels`` or ``keras``), ``examples``.
     """
     from keras_facemt.data import batch as batch_keys
-    from keras_facemt.serving.detection_checks import detection_task_metrics, is_detection_output
 
-    if is_detection_output(reference):
-        return detection_task_metrics(outputs, reference, labels)
+    if spec.detecting:
+        return detection_task_metrics(outputs, reference, labels, spec)
     results: Dict[str, Dict[str, object]] = {}
-    for name in sorted(reference):
-        task = _task_of_output(name)
-        if task is None:
+    for name, out_spec in sorted(spec.outputs.items()):
+        scorer = _scorer(out_spec)
+        if scorer is None or name not in reference:
             continue
-        task_name, metric, higher_better, label_key, presence_key = task
-        keep = np.asarray(labels.get(presence_key, np.zeros(len(reference[name])))).reshape(-1) > 0
-        if label_key in labels and keep.any():
-            target = np.asarray(labels[label_key])[keep]
-            ref_pred, exp_pred = np.asarray(reference[name])[keep], np.asarray(outputs[name])[keep]
+        task_name = out_spec.task or name
+        ref_all, exp_all = np.asarray(reference[name]), np.asarray(outputs[name])
+        if scorer.metric == "cosine":
+            cos = _mean_cosine(ref_all, exp_all)
+            results[task_name] = metric_entry("cosine", 1.0, cos, 1.0 - cos, 1.0 - AGREEMENT_FLOOR, "keras",
+                                              len(ref_all))
+            continue
+        if scorer.metric == "mean_accuracy":
+            k_val, e_val, source, count = _multilabel_accuracy(out_spec, ref_all, exp_all, labels)
+            loss = relative_loss(k_val, e_val, True) if source == "labels" else 1.0 - e_val
+            limit = INT8_MAX_RELATIVE_LOSS if source == "labels" else 1.0 - AGREEMENT_FLOOR
+            results[task_name] = metric_entry(scorer.metric, k_val, e_val, loss, limit, source, count)
+            continue
+        keep = np.asarray(labels.get(scorer.presence_key, np.zeros(len(ref_all)))).reshape(-1) > 0
+        if scorer.label_key in labels and keep.any():
+            target = np.asarray(labels[scorer.label_key])[keep]
+            ref_pred, exp_pred = ref_all[keep], exp_all[keep]
             source = "labels"
         else:
-            keep = np.ones(len(reference[name]), bool)
-            ref_pred, exp_pred = np.asarray(reference[name]), np.asarray(outputs[name])
-            target = ref_pred.argmax(-1) if metric != "nme" else ref_pred
+            keep = np.ones(len(ref_all), bool)
+            ref_pred, exp_pred = ref_all, exp_all
+            target = ref_pred.argmax(-1) if scorer.metric in ("accuracy", "overall_fscore") else ref_pred
             source = "keras"
-        if metric == "nme":
-            visible = labels.get(batch_keys.LANDMARKS_VISIBLE) if source == "labels" else None
-            visible = None if visible is None else np.asarray(visible)[keep]
-            k_val, e_val = _landmark_nme(ref_pred, target, visible), _landmark_nme(exp_pred, target, visible)
-        elif metric == "overall_fscore":
-            k_val, e_val = _parsing_fscore(ref_pred, target), _parsing_fscore(exp_pred, target)
-        else:
-            k_val, e_val = _accuracy(ref_pred, target), _accuracy(exp_pred, target)
+        visible = None
+        if scorer.metric == "nme" and source == "labels" and batch_keys.LANDMARKS_VISIBLE in labels:
+            visible = np.asarray(labels[batch_keys.LANDMARKS_VISIBLE])[keep]
+        k_val = _score(out_spec, scorer, ref_pred, target, visible)
+        e_val = _score(out_spec, scorer, exp_pred, target, visible)
         if source == "keras":
             # The reference is perfect by construction; the loss is the distance from it.
-            loss = e_val if metric == "nme" else 1.0 - e_val
-            limit = AGREEMENT_NME_CEILING if metric == "nme" else 1.0 - AGREEMENT_FLOOR
+            if scorer.higher_is_better:
+                loss, limit = 1.0 - e_val, 1.0 - AGREEMENT_FLOOR
+            elif scorer.metric == "nme":
+                loss, limit = e_val, AGREEMENT_NME_CEILING
+            else:  # an absolute error to the Keras values, relative to their spread
+                spread = max(float(np.std(np.asarray(ref_pred, np.float64))), 1e-6)
+                loss, limit = e_val / spread, INT8_MAX_RELATIVE_LOSS
         else:
-            loss = relative_loss(k_val, e_val, higher_better)
+            loss = relative_loss(k_val, e_val, scorer.higher_is_better)
             limit = INT8_MAX_RELATIVE_LOSS
-        results[task_name] = metric_entry(metric, k_val, e_val, loss, limit, source, keep.sum())
+        results[task_name] = metric_entry(scorer.metric, k_val, e_val, loss, limit, source, keep.sum())
     return results
 
 
@@ -360,6 +422,7 @@ def compare_metrics(
     outputs: Dict[str, np.ndarray],
     labels: Dict[str, np.ndarray],
     enforce: bool,
+    spec,
 ) -> Check:
     """Quantized-model check: task metrics, failing (when ``enforce``) beyond the limit."""
     for name, ref in reference.items():
@@ -369,7 +432,7 @@ def compare_metrics(
             return Check(
                 artifact, runtime, "metrics", False, f"output {name!r} holds NaN/Inf where the Keras model is finite"
             )
-    metrics = task_metrics(outputs, reference, labels)
+    metrics = task_metrics(outputs, reference, labels, spec)
     bad = [t for t, m in metrics.items() if not (m["relative_loss"] <= m["limit"])]
     parts = [f"{t} {m['metric']} {m['keras']:.4g}->{m['export']:.4g} ({m['reference']})" for t, m in metrics.items()]
     if not metrics:
@@ -409,6 +472,7 @@ def verify_artifacts(
     frozen_domain: Optional[int] = None,
     heldout: Optional[VerificationData] = None,
     saved_model_cli: bool = True,
+    spec=None,
 ) -> VerificationReport:
     """Verifies every artifact of an export directory in its runtime.
 
@@ -422,6 +486,8 @@ def verify_artifacts(
         frozen_domain: the domain frozen at export (None: the domain is an input).
         heldout: labelled held-out examples for the quantized checks (default ``data``).
         saved_model_cli: also run each signature through ``saved_model_cli run``.
+        spec: the model's ``ServingSpec`` (default: the one its ``ModelInfo`` carries),
+            which says how each output is scored.
 
     Returns:
         The report (``raise_if_failed`` turns failures into an ExportError).
@@ -432,7 +498,10 @@ def verify_artifacts(
     from keras_facemt.serving.saved_model import SavedModelCliRunner, SavedModelRunner
     from keras_facemt.serving.tflite import TFLiteRunner
 
+    from keras_facemt.models.model_info import serving_spec_of
+
     heldout = heldout or data
+    scored = (spec or serving_spec_of(model)).renamed(names)
     io = sig.ModelIO.from_model(model)
     takes_domain = io.has_domain and frozen_domain is None
     report = VerificationReport()
@@ -513,7 +582,8 @@ def verify_artifacts(
                         runner,
                         feed,
                         lambda out, rel=rel, quant=quant: compare_metrics(
-                            rel, "ai_edge_litert", ref_heldout, out, heldout.labels, enforce=quant == "int8"
+                            rel, "ai_edge_litert", ref_heldout, out, heldout.labels, enforce=quant == "int8",
+                            spec=scored,
                         ),
                     )
                 )

@@ -19,15 +19,13 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_facemt.data import batch as B
-from keras_facemt.losses.masked_reduction import mean_over_valid
+from keras_facemt.losses.classification import per_pixel_cross_entropy, sparse_softmax_cross_entropy
+from keras_facemt.losses.regression import euclidean_points
 from keras_facemt.models.ifan.config import attribute_num_classes
-
-# Keeps the gradient of the distance finite when a prediction hits its target exactly.
-_EPS = 1e-12
 
 
 def landmark_euclidean_loss(batch, prediction):
-    """Mean Euclidean point distance over visible points.
+    """Mean Euclidean point distance over visible points (``losses.euclidean_points``).
 
     Args:
         batch: dict with ``landmarks`` ``[batch, K, 2]`` and ``landmarks_visible``
@@ -37,30 +35,26 @@ def landmark_euclidean_loss(batch, prediction):
     Returns:
         ``[batch]`` loss (0 for a face with no visible point).
     """
-    prediction = tf.cast(prediction, tf.float32)
-    target = tf.cast(batch[B.LANDMARKS], tf.float32)
-    dist = tf.sqrt(tf.reduce_sum(tf.square(prediction - target), axis=-1) + _EPS)
-    return mean_over_valid(dist, batch[B.LANDMARKS_VISIBLE], axis=-1)
+    return euclidean_points(batch[B.LANDMARKS], prediction, batch[B.LANDMARKS_VISIBLE])
 
 
 def parsing_cross_entropy_loss(batch, prediction):
-    """Per-pixel softmax cross-entropy, averaged over the map.
+    """Per-pixel softmax cross-entropy averaged over the map (``losses.per_pixel_cross_entropy``).
 
     Args:
         batch: dict with ``parsing`` ``[batch, H, W]`` int class ids.
-        prediction: logits ``[batch, S, S, C]``.
+        prediction: logits ``[batch, S, S, C]``; labels of another size are resized to
+            the map (nearest neighbour).
 
     Returns:
         ``[batch]`` loss.
     """
     labels = tf.cast(batch[B.PARSING], tf.int32)
-    logits = tf.cast(prediction, tf.float32)
-    if labels.shape[1:3] != logits.shape[1:3]:
+    if labels.shape[1:3] != prediction.shape[1:3]:
         labels = tf.squeeze(
-            tf.image.resize(labels[..., None], tf.shape(logits)[1:3], method="nearest"), axis=-1
+            tf.image.resize(labels[..., None], tf.shape(prediction)[1:3], method="nearest"), axis=-1
         )
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    return tf.reduce_mean(ce, axis=[1, 2])
+    return per_pixel_cross_entropy(labels, prediction)
 
 
 def attribute_cross_entropy_loss(task: str):
@@ -68,13 +62,12 @@ def attribute_cross_entropy_loss(task: str):
 
     Returns:
         ``fn(batch, prediction)`` reading labels ``attr/<task>`` ``[batch]`` and
-        logits ``[batch, C]``, returning ``[batch]``.
+        logits ``[batch, C]``, returning ``[batch]`` (``losses.sparse_softmax_cross_entropy``).
     """
     key = B.attr(task)
 
     def loss(batch, prediction):
-        labels = tf.cast(batch[key], tf.int32)
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(prediction, tf.float32))
+        return sparse_softmax_cross_entropy(batch[key], prediction)
 
     loss.__name__ = f"{task.replace('/', '_')}_cross_entropy_loss"
     return loss

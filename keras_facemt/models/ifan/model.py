@@ -36,6 +36,7 @@ from keras_facemt.models.ifan.config import IFANConfig, attribute_num_classes
 from keras_facemt.models.ifan.decoders import AttributeDecoder, LandmarkDecoder, ParsingDecoder
 from keras_facemt.models.ifan.integrator import TaskIntegrator
 from keras_facemt.models.ifan.reencoders import AttributeReencoder, LandmarkReencoder, ParsingReencoder
+from keras_facemt.models.ifan.serving import serving_spec  # noqa: F401  (registry entry)
 
 CONFIG_CLASS = IFANConfig
 

@@ -31,7 +31,8 @@ from keras_facemt.machine import machine_info
 from keras_facemt.metrics.matched_landmark_error import matched_landmark_nme
 from keras_facemt.configs.data import DataConfig
 from keras_facemt.data.landmarks import convert_points
-from keras_facemt.data.shards import read_manifest, write_json_atomic
+from keras_facemt.data.shards import read_manifest
+from keras_facemt.io import atomic_path, write_json_atomic, write_text_atomic
 from keras_facemt.models.uniface import evaluation as ev
 from keras_facemt.models.uniface import model as uniface_model
 from keras_facemt.models.uniface.experiments import VARIANTS, UnifaceExperiment
@@ -205,9 +206,8 @@ def run_experiment(exp: UnifaceExperiment, out_dir: str, log: Callable[[str], No
     teacher = build_teacher(exp.teacher_size, exp.teacher_widths, dim)
     teacher_fit = train_teacher(teacher, crops, ids, exp.num_identities, steps=exp.teacher_steps, seed=exp.seed)
     teacher_path = os.path.join(out_dir, "teacher.keras")
-    tmp = teacher_path + ".tmp.keras"
-    teacher.save(tmp)
-    os.replace(tmp, teacher_path)
+    with atomic_path(teacher_path, suffix=".keras") as tmp:
+        teacher.save(tmp)
     timings["teacher"] = time.time() - t
     log(f"teacher: train accuracy {teacher_fit['accuracy']:.3f} ({timings['teacher']:.0f}s)")
 
@@ -278,7 +278,7 @@ def run_experiment(exp: UnifaceExperiment, out_dir: str, log: Callable[[str], No
         "timings_seconds": timings,
     }
     write_json_atomic(os.path.join(out_dir, "results.json"), results)
-    _write_text_atomic(os.path.join(out_dir, "results.md"), results_markdown(results))
+    write_text_atomic(os.path.join(out_dir, "results.md"), results_markdown(results))
     return results
 
 
@@ -333,10 +333,3 @@ def results_markdown(results: Dict) -> str:
               "", "## Comparisons (which way each ablation went)", ""]
     lines += [f"- {c}" for c in results["comparisons"]] or ["- (only one variant trained)"]
     return "\n".join(lines) + "\n"
-
-
-def _write_text_atomic(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

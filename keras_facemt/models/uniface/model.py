@@ -40,6 +40,7 @@ from keras_facemt.models.uniface.config import UnifaceConfig
 from keras_facemt.models.uniface.fusion import top_down_fusion
 from keras_facemt.models.uniface.landmark_attention import LandmarkAttention
 from keras_facemt.models.uniface.postprocess import UnifacePostprocess
+from keras_facemt.models.uniface.serving import serving_spec  # noqa: F401  (registry entry)
 from keras_facemt.models.uniface.ssd_head import ssd_head
 from keras_facemt.ops import anchors as anchor_ops
 

@@ -84,7 +84,7 @@ def prepare_images(images: Sequence, image_size: int):
     Returns:
         (float32 ``[N, S, S, 3]`` in [0, 1], list of ``Letterbox`` transforms).
     """
-    from keras_facemt.inference.preprocess import resize_image
+    from keras_facemt.data.letterbox import resize_image
 
     batch, transforms = [], []
     for img in images:

@@ -26,11 +26,11 @@ import zlib
 from typing import Callable, Dict, Mapping, Optional
 
 from keras_facemt.configs.data import AugmentConfig, DataConfig
-from keras_facemt.configs.experiments import IFANExperiment
+from keras_facemt.models.ifan.experiments import IFANExperiment
 from keras_facemt.data import shards
 from keras_facemt.errors import ConfigError, DataError
 from keras_facemt.machine import machine_info
-from keras_facemt.training import hybrid
+from keras_facemt.models.ifan import hybrid
 from keras_facemt.training.strategy import describe_distribution, distribution_line, worker_index
 
 TRAIN_SPLIT = "train"
@@ -165,7 +165,7 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
         The results dict (also in ``results.json``), with ``paths`` of every output.
     """
     from keras_facemt.data.pipeline import build_dataset
-    from keras_facemt.evaluation import ifan_eval, reports
+    from keras_facemt.models.ifan import evaluation as ifan_eval, reports
     from keras_facemt.models.ifan.model import build_models
     from keras_facemt.training.trainer import Trainer, TrainerConfig
 
@@ -288,7 +288,11 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
     # The final evaluation recomputed BN statistics: keep the checkpoint and the
     # .keras file equal to the evaluated model.
     trainer.save_checkpoint()
-    paths["model_keras"] = save_model(trainer.models["main"], paths["model_keras"])
+    from keras_facemt.models.registry import get_system
+
+    # The file says what it is (system, config, BN domain names, output declaration).
+    info = get_system("ifan").model_info(model_cfg, exp.model_preset, training_domains(exp, dirs))
+    paths["model_keras"] = save_model(trainer.models["main"], paths["model_keras"], info=info)
     results["paths"] = paths
     reports.write_results_json(paths["results_json"], results)
     reports.write_results_markdown(paths["results_md"], results)

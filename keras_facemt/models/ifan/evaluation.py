@@ -101,7 +101,7 @@ class IFANEvaluator:
     def recalibrate(self, model) -> None:
         """Recomputes ``model``'s BatchNorm statistics from the calibration batches (if any)."""
         if self._calibration:
-            from keras_facemt.evaluation.batch_norm_recalibration import recalibrate_batch_norm
+            from keras_facemt.layers.batch_norm_recalibration import recalibrate_batch_norm
 
             recalibrate_batch_norm(model, self._calibration)
 
@@ -175,7 +175,7 @@ class IFANEvaluator:
 
 def headline_values(metrics: Mapping[str, Mapping[str, dict]]) -> Dict[str, Dict[str, float]]:
     """``{task: {iter_i: headline}}``: overall F-score, NME or accuracy (fractions)."""
-    from keras_facemt.evaluation.reports import headline
+    from keras_facemt.models.ifan.reports import headline
 
     return {t: {it: m[headline(t)[0]] for it, m in per_iter.items()} for t, per_iter in metrics.items()}
 

@@ -88,10 +88,10 @@ class IFANExperiment:
         num_predictions: faces drawn in ``predictions.png`` per task.
         recalibrate_bn: recompute per-domain BatchNorm statistics from training
             batches before each evaluation (short runs leave the moving averages
-            near their initial values; see ``evaluation/batch_norm_recalibration``).
+            near their initial values; see ``layers/batch_norm_recalibration``).
         calibration_batches: training batches per task used for that.
         init_landmark_prior: start the landmark decoder at the mean training shape
-            (``ifan_job.initialize_landmark_prior``).
+            (``job.initialize_landmark_prior``).
         deterministic: TensorFlow op determinism (``TrainerConfig.deterministic``):
             the same experiment, seed and thread count give the same weights and
             results on one machine.
@@ -128,7 +128,7 @@ class IFANExperiment:
     shuffle: bool = True
 
     def __post_init__(self):
-        from keras_facemt.training.hybrid import check_tasks
+        from keras_facemt.models.ifan.hybrid import check_tasks
 
         check_tasks(self.tasks)
         if self.iterations < 0:
@@ -164,7 +164,7 @@ class IFANExperiment:
         Raises:
             ConfigError: for an unknown task or one this experiment has no data for.
         """
-        from keras_facemt.training.hybrid import check_tasks
+        from keras_facemt.models.ifan.hybrid import check_tasks
 
         tasks = check_tasks(tasks)
         return dataclasses.replace(self, data=tuple(self.task_data(t) for t in tasks))
@@ -174,7 +174,7 @@ class IFANExperiment:
 
         A task the experiment does not have yet is added (batch size of the first task).
         """
-        from keras_facemt.training.hybrid import check_tasks
+        from keras_facemt.models.ifan.hybrid import check_tasks
 
         check_tasks([task])
         if task in self.tasks:

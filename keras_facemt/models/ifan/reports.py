@@ -17,13 +17,11 @@ name and moved into place.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from typing import List, Mapping, Sequence
 
 import numpy as np
 
-from keras_facemt.data.shards import write_json_atomic
+from keras_facemt.io import write_bytes_atomic, write_json_atomic
 
 # Headline metric of each kind of task: (key in the task's metrics, label, higher is better).
 HEADLINES = {
@@ -45,20 +43,6 @@ def headline(task: str):
 
 
 # ----------------------------------------------------------------------------- files
-def _atomic_bytes(path: str, data: bytes) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _finite(obj):
     # Strict JSON has no NaN: an undefined score (a class that never occurs) is null.
     if isinstance(obj, float):
@@ -186,7 +170,7 @@ def results_markdown(results: Mapping) -> str:
 
 
 def write_results_markdown(path: str, results: Mapping) -> str:
-    _atomic_bytes(path, results_markdown(_finite(results)).encode())
+    write_bytes_atomic(path, results_markdown(_finite(results)).encode())
     return path
 
 
