@@ -153,6 +153,8 @@ def test_two_worker_processes_match_one_process_on_the_same_global_batches(tmp_p
     assert codes == [0, 0], [log[-3000:] for log in logs]
     # A clean run ends together: no worker reports another as crashed.
     assert [error_lines(log) for log in logs] == [[], []], logs
+    # A worker's share of a save is gone as soon as the save returns, not only at the end.
+    assert all("worker files after the final save: False" in log for log in logs), logs
     _check_against_reference(tmp_path, model_dir, 6, reference)
 
 

@@ -95,6 +95,8 @@ def main():
     try:
         history = trainer.train()
         trainer.save_checkpoint()  # as the recipes do after their final evaluation
+        own = os.path.join(args.model_dir, ".workers", f"worker_{strategy_lib.worker_index()}")
+        print(f"worker files after the final save: {os.path.exists(own)}", flush=True)
         np.savez(out, weights=_flat(trainer.model), global_step=history["global_step"],
                  optimizer_iterations=int(trainer.optimizer.iterations.numpy()))
         trainer.finish()
