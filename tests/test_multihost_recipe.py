@@ -47,6 +47,10 @@ def test_two_recipe_workers_finish_cleanly_and_match_one_process(tmp_path):
     assert set(os.listdir(run_dir)) == OUTPUTS, sorted(os.listdir(run_dir))
     assert len(os.listdir(run_dir / "logs")) == 1
     assert "Worker 1 done; the chief writes the outputs." in logs[1]
+    # Worker 1 left only after the chief's last output (the final barrier), so the
+    # chief never ran alone long enough to report it as crashed.
+    last_output = max(os.path.getmtime(run_dir / name) for name in OUTPUTS)
+    assert os.path.getmtime(cluster.log_path(1)) >= last_output
 
     # How the run was distributed, in both records.
     results = json.loads((run_dir / "results.json").read_text())
