@@ -29,14 +29,14 @@ def _model_variables(model_dir):
 
 @pytest.mark.slow
 @pytest.mark.distributed
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 def test_two_recipe_workers_finish_cleanly_and_match_one_process(tmp_path):
     env = {"FACEMT_CACHE_DIR": os.environ.get("FACEMT_CACHE_DIR") or str(tmp_path / "cache")}
     args = [RECIPE, "--experiment", "ifan_multihost_check"]
     run_dir, single_dir = tmp_path / "run", tmp_path / "single"
     single = run_single(args + ["--model-dir", str(single_dir)], tmp_path / "single.log", env=env)
     with Cluster(args + ["--model-dir", str(run_dir)], tmp_path, env=env) as cluster:
-        codes = cluster.wait(timeout=600)
+        codes = cluster.wait(timeout=800)
         logs = [cluster.log(i) for i in range(2)]
     assert finish_single(single, timeout=300) == 0, (tmp_path / "single.log").read_text()[-3000:]
     assert codes == [0, 0], [log[-3000:] for log in logs]
