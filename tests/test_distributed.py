@@ -2,19 +2,19 @@
 
 import json
 import os
-import socket
-import subprocess
-import sys
+import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_facemt.errors import ConfigError
+from keras_facemt.training.checkpointing import checkpoint_step, latest_checkpoint
 from keras_facemt.training import strategy as strategy_lib
 from keras_facemt.training.schedule import LearningRate, Phase
 from keras_facemt.training.trainer import Trainer, TrainerConfig
 from tests import trainer_fixtures as fx
+from tests.multihost_cluster import Cluster, error_lines, finish_single, run_single
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(REPO, "tests", "trainer_worker.py")
@@ -82,53 +82,120 @@ def test_get_strategy_names_and_tf_config(monkeypatch):
     assert strategy_lib.is_chief()
 
 
-def _free_ports(n):
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+def test_distribution_is_described_and_a_lost_worker_is_named(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    single = strategy_lib.describe_distribution(tf.distribute.get_strategy(), {"landmarks": 32, "emotion": 16})
+    assert single == {"strategy": "default", "workers": 1, "replicas": 1, "replicas_per_worker": 1,
+                      "global_batch_size": {"landmarks": 32, "emotion": 16},
+                      "per_replica_batch_size": {"landmarks": 32, "emotion": 16}}
+    mirrored = strategy_lib.get_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
+    two = strategy_lib.describe_distribution(mirrored, {"scenes": 16})
+    assert (two["strategy"], two["workers"], two["replicas"], two["per_replica_batch_size"]) == \
+        ("mirrored", 1, 2, {"scenes": 8})
+    assert strategy_lib.distribution_line(two) == "mirrored strategy: 1 worker, 2 replicas, global batch 16 (8 per replica)"
+
+    cluster = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))
+    error = tf.errors.UnavailableError(None, None, "Graph execution error:\n\nCollective ops is aborted by: Error "
+                                       "reported from /job:worker/task:1: The following tasks are unhealthy "
+                                       "(stopped sending heartbeats):\n/job:worker/replica:0/task:1\nThe tasks "
+                                       "have crashed.")
+    message = strategy_lib.lost_worker_message(error, 12, resume_step=9)
+    assert message.startswith("Lost contact with /job:worker/replica:0/task:1 during training at step 12; "
+                              "this worker (/job:worker/replica:0/task:0) stops.")
+    assert "same commands again with --resume: all of them continue from the chief's last checkpoint (step 9)" \
+        in message
+    assert message.endswith("Received: UnavailableError: Collective ops is aborted by: Error reported from "
+                            "/job:worker/task:1: The following tasks are unhealthy (stopped sending heartbeats):")
+
+
+WORKER_ARGS = ["--strategy", "multi_worker", "--steps-per-loop", "3", "--optimizer", "sgd"]
+
+
+def _saved_step(model_dir) -> int:
+    latest = latest_checkpoint(str(model_dir))
+    return checkpoint_step(latest) if latest else 0
+
+
+def _reference(tmp_path, steps):
+    """The uninterrupted single-process run over the same global batches (default strategy)."""
+    return run_single([WORKER, "--strategy", "default", "--model-dir", str(tmp_path / "reference"),
+                       "--out", str(tmp_path / "reference"), "--steps", str(steps), "--steps-per-loop", "3",
+                       "--optimizer", "sgd"],
+                      tmp_path / "reference.log")
+
+
+def _check_against_reference(tmp_path, model_dir, steps, reference):
+    assert finish_single(reference, timeout=300) == 0, (tmp_path / "reference.log").read_text()[-3000:]
+    expected = np.load(str(tmp_path / "reference.npz"))
+    results = [np.load(f"{tmp_path / 'out'}_w{i}.npz") for i in range(2)]
+    assert int(results[0]["global_step"]) == int(results[1]["global_step"]) == int(expected["global_step"]) == steps
+    # Synchronous all-reduce keeps the workers equal whatever the sharding; the
+    # single process on the same global batches checks the sharding, the loss
+    # normalisation and the synchronised BatchNorm.
+    np.testing.assert_array_equal(results[0]["weights"], results[1]["weights"])
+    np.testing.assert_allclose(results[0]["weights"], expected["weights"], rtol=1e-4, atol=1e-5)
+    # Only the chief keeps checkpoints and history in the model dir; no worker files remain.
+    assert latest_checkpoint(str(model_dir)).endswith(f"ckpt-{steps}")
+    assert json.loads((model_dir / "history.json").read_text())["global_step"] == steps
+    assert not (model_dir / ".workers").exists(), sorted(str(p) for p in model_dir.rglob("*"))
 
 
 @pytest.mark.distributed
 @pytest.mark.slow
-def test_multi_worker_mirrored_two_processes_end_with_equal_weights(tmp_path):
-    ports = _free_ports(2)
-    workers = [f"127.0.0.1:{p}" for p in ports]
+def test_two_worker_processes_match_one_process_on_the_same_global_batches(tmp_path):
     model_dir = tmp_path / "run"
-    procs, outs = [], []
-    for index in range(2):
-        env = dict(os.environ)
-        env["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
-        env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-        out = tmp_path / f"worker{index}"
-        outs.append(out)
-        log = open(tmp_path / f"worker{index}.log", "w")
-        procs.append((subprocess.Popen(
-            [sys.executable, WORKER, "--strategy", "multi_worker", "--model-dir", str(model_dir), "--out", str(out),
-             "--steps", "6", "--steps-per-loop", "3"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT), log))
-    try:
-        for proc, _ in procs:
-            proc.wait(timeout=300)
-    finally:
-        for proc, log in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.close()
-    logs = [(tmp_path / f"worker{i}.log").read_text()[-3000:] for i in range(2)]
-    assert [p.returncode for p, _ in procs] == [0, 0], logs
-    results = [np.load(str(o) + ".npz") for o in outs]
-    assert int(results[0]["global_step"]) == int(results[1]["global_step"]) == 6
-    np.testing.assert_array_equal(results[0]["weights"], results[1]["weights"])
-    # Only the chief (worker 0) keeps checkpoints and history in the model dir.
-    from keras_facemt.training.checkpointing import latest_checkpoint
+    reference = _reference(tmp_path, 6)
+    argv = [WORKER, *WORKER_ARGS, "--model-dir", str(model_dir), "--out", str(tmp_path / "out"), "--steps", "6"]
+    with Cluster(argv, tmp_path) as cluster:
+        codes = cluster.wait(timeout=300)
+        logs = [cluster.log(i) for i in range(2)]
+    assert codes == [0, 0], [log[-3000:] for log in logs]
+    # A clean run ends together: no worker reports another as crashed.
+    assert [error_lines(log) for log in logs] == [[], []], logs
+    # A worker's share of a save is gone as soon as the save returns, not only at the end.
+    assert all("worker files after the final save: False" in log for log in logs), logs
+    _check_against_reference(tmp_path, model_dir, 6, reference)
 
-    assert latest_checkpoint(str(model_dir)).endswith("ckpt-6")
-    assert json.loads((model_dir / "history.json").read_text())["global_step"] == 6
-    assert not list(model_dir.glob(".workers/*/checkpoints/*.index"))
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_a_lost_worker_stops_the_other_and_the_pair_resumes_to_the_same_end(tmp_path):
+    steps = 24
+    model_dir = tmp_path / "run"
+    reference = _reference(tmp_path, steps)
+    # Evaluation sleeps keep the pair in the middle of the run long enough to kill one.
+    argv = [WORKER, *WORKER_ARGS, "--model-dir", str(model_dir), "--out", str(tmp_path / "out"),
+            "--steps", str(steps), "--eval-sleep", "2"]
+    with Cluster(argv, tmp_path, name="first") as cluster:
+        deadline = time.monotonic() + 300
+        while _saved_step(model_dir) < 6:
+            assert time.monotonic() < deadline, [cluster.log(i)[-2000:] for i in range(2)]
+            assert all(p.poll() is None for p in cluster.procs), [cluster.log(i)[-2000:] for i in range(2)]
+            time.sleep(0.2)
+        cluster.kill(1)
+        killed = time.monotonic()
+        # The survivor stops on its own, within a bounded time (the heartbeat timeout
+        # plus start-up of the error path), instead of waiting for the lost worker.
+        (code,) = cluster.wait(timeout=strategy_lib.HEARTBEAT_TIMEOUT_S + 110, indices=[0])
+        waited = time.monotonic() - killed
+        chief_log = cluster.log(0)
+    assert code == 2, chief_log[-3000:]
+    assert waited < strategy_lib.HEARTBEAT_TIMEOUT_S + 110
+    assert "Lost contact with /job:worker/replica:0/task:1" in chief_log, chief_log[-3000:]
+    assert "start the same commands again with --resume" in chief_log
+    stopped_at = _saved_step(model_dir)
+    assert 0 < stopped_at < steps
+    assert f"continue from the chief's last checkpoint (step {stopped_at})" in chief_log
+
+    with Cluster(argv, tmp_path, name="resumed") as cluster:
+        codes = cluster.wait(timeout=300)
+        logs = [cluster.log(i) for i in range(2)]
+    assert codes == [0, 0], [log[-3000:] for log in logs]
+    assert [error_lines(log) for log in logs] == [[], []], logs
+    # Both restored the chief's checkpoint (not step 0) and ran only the rest.
+    for log in logs:
+        assert f"starting at step {stopped_at}" in log
+    # Same final step and, through the weights, the same data order as the
+    # uninterrupted single process.
+    _check_against_reference(tmp_path, model_dir, steps, reference)

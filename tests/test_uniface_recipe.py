@@ -82,6 +82,12 @@ def test_uniface_smoke_beats_trivial_baselines(tmp_path):
     with open(os.path.join(tmp_path, "results.json")) as f:
         assert json.load(f)["variants"]["A"]["ap"] == res["variants"]["A"]["ap"]
     assert os.path.exists(os.path.join(tmp_path, "results.md"))
+    # How the figures were produced: one process, one replica, the experiment's batch.
+    distribution = {"strategy": "default", "workers": 1, "replicas": 1, "replicas_per_worker": 1,
+                    "global_batch_size": {"scenes": exp.batch_size}, "per_replica_batch_size": {"scenes": exp.batch_size}}
+    assert res["distribution"] == distribution
+    with open(os.path.join(tmp_path, "model_A", "run_config.json")) as f:
+        assert json.load(f)["distribution"] == distribution
     a, b = res["variants"]["A"], res["baselines"]
     # Observed on 2 cores: AP 0.99 vs 0.005, box-NME 0.112 vs 0.135, verification 0.745.
     assert a["ap"] > b["fixed_prior_ap"] + 0.5
@@ -122,6 +128,12 @@ def test_results_markdown_has_the_table():
            "baselines": {"fixed_prior_ap": 0.01, "fixed_prior_tpr_at_fp": {"5": 0.0}, "mean_shape_nme": 0.3,
                          "mean_shape_nme_box": 0.1, "teacher_on_aligned_crops": {"accuracy": 0.9, "std": 0.0}},
            "comparisons": []}
+    md = results_markdown(res)
+    assert "Trained with the" not in md  # results written before runs recorded their distribution
+    res["distribution"] = {"strategy": "default", "workers": 1, "replicas": 1, "global_batch_size": {"scenes": 16},
+                           "per_replica_batch_size": {"scenes": 16}}
+    assert "Trained with the default strategy: 1 worker, 1 replica, global batch 16 (16 per replica)." in \
+        results_markdown(res)
     md = results_markdown(res)
     assert "| A | 10 | 0.500 | 0.400 | 0.1000 | 0.0500 | 0.700 ± 0.010 | 0.600 ± 0.020 |" in md
     assert "only one variant" in md and "A: 0.4000 / 0.2000" in md

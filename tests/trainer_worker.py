@@ -3,7 +3,9 @@
 Modes:
 * default: train the tiny two-task model for ``--steps`` steps in ``--model-dir``
   (resuming from it), optionally under ``MultiWorkerMirroredStrategy`` (``TF_CONFIG``
-  set by the test), and save the final weights to ``--out``.npz. Prints the trainer's
+  set by the test), and save the final weights to ``--out``.npz (``--out``_w<i> per
+  worker in a cluster); prints the step it starts at, and exits 2 with the
+  ``TrainingError`` message when a worker is lost. Prints the trainer's
   "Resumed from ... at step N" log line when it restored a checkpoint, and
   with ``--count-updates``, ``updates_this_process=U``, the optimizer updates this process itself ran (counted
   by a variable the checkpoint does not hold). ``--kill-at POINT:STEP`` SIGKILLs the
@@ -90,6 +92,10 @@ def main():
     parser.add_argument("--steps-per-loop", type=int, default=2)
     parser.add_argument("--strategy", default="default")
     parser.add_argument("--eval-sleep", type=float, default=0.0)
+    # SGD for comparisons across strategies: Adam turns the rounding noise of a
+    # gradient that is zero in exact arithmetic (a bias before BatchNorm) into
+    # full-size steps, and hides a wrong overall loss scale.
+    parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--determinism-check", action="store_true")
     parser.add_argument("--seed", type=int, default=0, help="with --determinism-check")
     parser.add_argument("--kill-at", help="POINT:STEP (before_index, before_sweep)")
@@ -127,13 +133,30 @@ def main():
 
         updates = tf.Variable(0, dtype=tf.int64, trainable=False)
         build = functools.partial(fx.tiny_model, step_counter=updates)
-    cfg = TrainerConfig(args.model_dir, steps_per_loop=args.steps_per_loop, optimizer="adam", seed=3,
+    cfg = TrainerConfig(args.model_dir, steps_per_loop=args.steps_per_loop, optimizer=args.optimizer, seed=3,
                         deterministic=True, progress=False, summaries=True, eval_every_steps=args.steps_per_loop)
+    from keras_facemt.errors import TrainingError
+    from keras_facemt.training import strategy as strategy_lib
+    from keras_facemt.training.checkpointing import checkpoint_step, latest_checkpoint
+
+    # Every worker runs the same command: each writes its own weights.
+    out = f"{args.out}_w{strategy_lib.worker_index()}" if strategy_lib.cluster_size() > 1 else args.out
+
     trainer = Trainer(build, fx.loss_terms(), _streams(), _phases(args.steps), config=cfg,
                       strategy=strategy, eval_fn=eval_fn)
-    history = trainer.train()
-    np.savez(args.out, weights=_flat(trainer.model), global_step=history["global_step"],
-             optimizer_iterations=int(trainer.optimizer.iterations.numpy()))
+    latest = latest_checkpoint(args.model_dir)
+    print(f"starting at step {checkpoint_step(latest) if latest else 0}", flush=True)
+    try:
+        history = trainer.train()
+        trainer.save_checkpoint()  # as the recipes do after their final evaluation
+        own = os.path.join(args.model_dir, ".workers", f"worker_{strategy_lib.worker_index()}")
+        print(f"worker files after the final save: {os.path.exists(own)}", flush=True)
+        np.savez(out, weights=_flat(trainer.model), global_step=history["global_step"],
+                 optimizer_iterations=int(trainer.optimizer.iterations.numpy()))
+        trainer.finish()
+    except TrainingError as e:
+        print(f"trainer_worker: error: {e}", flush=True)
+        return 2
     if args.count_updates:
         print(f"updates_this_process={int(updates.numpy())}", flush=True)
     print(f"finished global_step={history['global_step']}", flush=True)

@@ -8,6 +8,9 @@ A ``--model-dir`` written by the trainer holds::
     checkpoints/checkpoint      CheckpointManager's index (points at the latest)
     history.json                the trainer's history at the latest checkpoint
     logs/                       TensorBoard summaries
+    .workers/worker_<i>/        a non-chief worker's share of a save under
+                                MultiWorkerMirroredStrategy, deleted right after it
+                                and gone when the run ends
 
 Checkpoint saving goes through ``tf.train.CheckpointManager``, which writes the new
 checkpoint files before updating the ``checkpoint`` index, so a run killed at any
@@ -26,6 +29,7 @@ from keras_facemt.errors import CheckpointError
 CHECKPOINT_SUBDIR = "checkpoints"
 HISTORY_FILE = "history.json"
 LOGS_SUBDIR = "logs"
+WORKERS_SUBDIR = ".workers"
 # Names inside the checkpoint object: the main model, and all its variables by position.
 MODEL_KEY = "model"
 MODEL_VARIABLES_KEY = "model_variables"

@@ -29,6 +29,7 @@ One ``Trainer`` runs a list of ``Phase`` over named data streams and ``LossTerm`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -676,17 +677,35 @@ class Trainer:
 
     # ------------------------------------------------------------------ host
 
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes the run's outputs (always, except non-chief workers of a cluster)."""
+        return self._chief
+
+    def _worker_directory(self) -> str:
+        # Non-chief workers must take part in saving (it may run collectives) but
+        # write to a private directory that is removed right after.
+        return os.path.join(self.config.model_dir, checkpointing.WORKERS_SUBDIR,
+                            f"worker_{strategy_lib.worker_index()}")
+
     def _checkpoint_directory(self) -> str:
         if self._chief:
             return checkpointing.checkpoint_dir(self.config.model_dir)
-        # Non-chief workers must take part in saving (it may run collectives) but
-        # write to a private directory that is removed afterwards.
-        return os.path.join(self.config.model_dir, ".workers", f"worker_{strategy_lib.worker_index()}",
-                            checkpointing.CHECKPOINT_SUBDIR)
+        return os.path.join(self._worker_directory(), checkpointing.CHECKPOINT_SUBDIR)
 
-    def _restore(self) -> int:
+    def _new_manager(self) -> None:
         self._manager = tf.train.CheckpointManager(self.checkpoint, self._checkpoint_directory(),
                                                    max_to_keep=self.config.max_to_keep, step_counter=self._step_var)
+
+    def _discard_worker_files(self) -> None:
+        """Removes a non-chief worker's private save (its manager then starts empty)."""
+        if self._chief:
+            return
+        shutil.rmtree(self._worker_directory(), ignore_errors=True)
+        self._new_manager()
+
+    def _restore(self) -> int:
+        self._new_manager()
         latest = checkpointing.latest_checkpoint(self.config.model_dir)
         if latest is None:
             return 0
@@ -715,10 +734,15 @@ class Trainer:
         For state changed after training ends (e.g. BatchNorm statistics recomputed
         before the final evaluation), so the checkpoint matches what was evaluated.
 
+        Every worker of a multi-worker run must call it (saving may run collectives);
+        only the chief's checkpoint is kept.
+
         Returns:
-            The checkpoint path.
+            The checkpoint path (a non-chief worker's is already deleted).
         """
-        return self._manager.save(checkpoint_number=self.global_step)
+        path = self._manager.save(checkpoint_number=self.global_step)
+        self._discard_worker_files()
+        return path
 
     def _save(self):
         step = self.global_step
@@ -733,10 +757,7 @@ class Trainer:
         if self._manager.latest_checkpoint and checkpointing.checkpoint_step(self._manager.latest_checkpoint) == step:
             return
         self._manager.save(checkpoint_number=step)
-        if not self._chief:
-            shutil.rmtree(os.path.dirname(self._checkpoint_directory()), ignore_errors=True)
-            self._manager = tf.train.CheckpointManager(self.checkpoint, self._checkpoint_directory(),
-                                                       max_to_keep=self.config.max_to_keep, step_counter=self._step_var)
+        self._discard_worker_files()
 
     def _summaries(self, scalars: Dict[str, float], step: int):
         if self._writer is None:
@@ -783,7 +804,8 @@ class Trainer:
                 phase_index, step_in_phase = phase_at(self.phases, self.global_step)
                 if phase_index >= len(self.phases):
                     break
-                self._run_phase(phase_index, step_in_phase, bar)
+                with self._lost_worker_check("training"):
+                    self._run_phase(phase_index, step_in_phase, bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -794,6 +816,40 @@ class Trainer:
         self.history["nonfinite_steps"] = int(self._nonfinite_var.numpy())
         self.history["data_issues"] = DEFAULT_ERROR_LOG.counts()
         return self.history
+
+    @contextlib.contextmanager
+    def _lost_worker_check(self, what: str):
+        """Turns the runtime's error for a lost peer of a multi-worker run into a ``TrainingError``."""
+        try:
+            yield
+        except strategy_lib.LOST_PEER_ERRORS as e:
+            if not strategy_lib.in_multi_worker_mode(self.strategy):
+                raise
+            latest = checkpointing.latest_checkpoint(self.config.model_dir)
+            resume_step = checkpointing.checkpoint_step(latest) if latest else 0
+            raise TrainingError(strategy_lib.lost_worker_message(e, self.global_step, what, resume_step)) from None
+
+    def finish(self) -> None:
+        """Ends the run on every worker together; call it last, after the chief's own work.
+
+        A worker that leaves a ``MultiWorkerMirroredStrategy`` cluster stops sending
+        heartbeats, and the coordination service reports it as crashed to whoever is
+        still running. So every worker waits here until all (the chief last, after its
+        evaluation, saving and reports) have arrived, and they leave together. A
+        non-chief worker's private directory is removed first, and the chief removes
+        the then empty ``.workers/``. A no-op apart from that on one host.
+
+        Raises:
+            TrainingError: a worker was lost before reaching the barrier.
+        """
+        self._discard_worker_files()
+        with self._lost_worker_check("the final barrier"):
+            strategy_lib.wait_for_all_workers(self.strategy, "keras_facemt_run_end")
+        if self._chief:
+            try:
+                os.rmdir(os.path.join(self.config.model_dir, checkpointing.WORKERS_SUBDIR))
+            except OSError:
+                pass  # never created (one host), or not empty: not ours to delete
 
     def _run_phase(self, phase_index: int, step_in_phase: int, bar: Optional[ProgressBar]):
         cfg = self.config

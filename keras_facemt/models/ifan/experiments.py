@@ -14,6 +14,8 @@ Experiments:
   about 15 minutes on 2 CPU cores.
 * ``ifan_3t_smoke``: the same at a size that finishes in under 3 minutes on 2 CPU
   cores (the integration test).
+* ``ifan_multihost_check``: landmarks and emotion in 8 unshuffled updates, the
+  multi-worker end-to-end test (two workers must end where one process ends).
 * ``ifan_2t``: parsing and landmarks only (the paper's 2T setting).
 * ``ifan_3t_paper``: the paper's hyper-parameters (Sec. 4.1.2: RMSprop, batch
   24/64/96 for parsing/landmarks/emotion, 30 pre-training epochs at 1e-3, 200
@@ -93,6 +95,9 @@ class IFANExperiment:
         deterministic: TensorFlow op determinism (``TrainerConfig.deterministic``):
             the same experiment, seed and thread count give the same weights and
             results on one machine.
+        shuffle: shuffle the training examples. Without it the global batches do
+            not depend on how many input pipelines (workers) read the shards, which
+            lets a multi-worker run be compared with a single process.
     """
 
     name: str
@@ -120,6 +125,7 @@ class IFANExperiment:
     calibration_batches: int = 2
     init_landmark_prior: bool = True
     deterministic: bool = False
+    shuffle: bool = True
 
     def __post_init__(self):
         from keras_facemt.models.ifan.hybrid import check_tasks
@@ -235,6 +241,28 @@ def _ifan_3t_smoke() -> IFANExperiment:
     )
 
 
+def _ifan_multihost_check() -> IFANExperiment:
+    # Two equal shards per split and no shuffling: two input pipelines (one per
+    # worker) then give exactly the global batches one process reads.
+    return IFANExperiment(
+        name="ifan_multihost_check",
+        description="iFAN 2T (landmarks, emotion): 8 alternating updates, unshuffled, no stage 1; checks "
+                    "multi-worker training against one process",
+        data=(TaskData("landmarks", "webcam", 64, 32, 16), TaskData("emotion", "outdoor", 64, 32, 16)),
+        model_preset="tiny",
+        iterations=0,
+        image_size=32,
+        pretrain_epochs=0.0,
+        finetune_epochs=1.0,
+        eval_points=1,
+        steps_per_loop=4,
+        augment=False,
+        shuffle=False,
+        eval_batch_size=32,
+        num_predictions=2,
+    )
+
+
 def _ifan_2t() -> IFANExperiment:
     exp = _ifan_3t()
     return dataclasses.replace(
@@ -271,6 +299,7 @@ def _ifan_3t_paper() -> IFANExperiment:
 EXPERIMENTS: Dict[str, Callable[[], IFANExperiment]] = {
     "ifan_3t": _ifan_3t,
     "ifan_3t_smoke": _ifan_3t_smoke,
+    "ifan_multihost_check": _ifan_multihost_check,
     "ifan_2t": _ifan_2t,
     "ifan_3t_paper": _ifan_3t_paper,
 }

@@ -31,6 +31,7 @@ from keras_facemt.data import shards
 from keras_facemt.errors import ConfigError, DataError
 from keras_facemt.machine import machine_info
 from keras_facemt.models.ifan import hybrid
+from keras_facemt.training.strategy import describe_distribution, distribution_line, worker_index
 
 TRAIN_SPLIT = "train"
 TEST_SPLIT = "test"
@@ -98,7 +99,7 @@ def make_stream(exp: IFANExperiment, task: str, data_dir: str, training: bool) -
         tasks=(task,),
         landmark_scheme=exp.landmark_scheme if task == "landmarks" else None,
         augment=AugmentConfig() if (training and exp.augment) else None,
-        shuffle_buffer=min(count, 2048) if training else 0,
+        shuffle_buffer=min(count, 2048) if (training and exp.shuffle) else 0,
         repeat=training,
         seed=exp.seed,
         cache=count * exp.image_size**2 * 3 * 4 < _CACHE_BYTES,
@@ -208,18 +209,6 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
             for t, per in values.items()))
         return {f"{t}/{it}": v for t, per in values.items() for it, v in per.items()}
 
-    # Written before training so that `facemt export --model-dir` can rebuild the
-    # model from any checkpoint of this run, finished or not.
-    from keras_facemt.serving.model_source import RUN_CONFIG
-
-    shards.write_json_atomic(os.path.join(model_dir, RUN_CONFIG), {
-        "system": "ifan", "preset": exp.model_preset,
-        "config": _jsonable(dataclasses.asdict(model_cfg)),
-        "domains": training_domains(exp, dirs),
-        "datasets": {t: dirs[t] for t in exp.tasks},
-    })
-    log(f"Training {exp.name}: tasks {list(exp.tasks)}, ITER={exp.iterations}, "
-        f"{sum(p.steps for p in phases)} updates in {len(phases)} phases -> {model_dir}")
     trainer = Trainer(
         model_fn=model_fn,
         loss_terms=terms,
@@ -230,8 +219,40 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
         strategy=strategy,
         eval_fn=eval_fn,
     )
+    distribution = describe_distribution(trainer.strategy, {t: s.global_batch_size for t, s in train_streams.items()})
+    # Written before training so that `facemt export --model-dir` can rebuild the
+    # model from any checkpoint of this run, finished or not.
+    from keras_facemt.serving.model_source import RUN_CONFIG
+
+    if trainer.is_chief:
+        shards.write_json_atomic(os.path.join(model_dir, RUN_CONFIG), {
+            "system": "ifan", "preset": exp.model_preset,
+            "config": _jsonable(dataclasses.asdict(model_cfg)),
+            "domains": training_domains(exp, dirs),
+            "datasets": {t: dirs[t] for t in exp.tasks},
+            "distribution": distribution,
+        })
+    log(f"Training {exp.name}: tasks {list(exp.tasks)}, ITER={exp.iterations}, "
+        f"{sum(p.steps for p in phases)} updates in {len(phases)} phases, {distribution_line(distribution)} "
+        f"-> {model_dir}")
     trained = trainer.train()
     t_train = time.time()
+    paths = {
+        "model_dir": model_dir,
+        "model_keras": os.path.join(model_dir, "model.keras"),
+        "results_json": os.path.join(model_dir, "results.json"),
+        "results_md": os.path.join(model_dir, "results.md"),
+        "curves_png": os.path.join(model_dir, "curves.png"),
+        "predictions_png": os.path.join(model_dir, "predictions.png"),
+    }
+    if not trainer.is_chief:
+        # The chief evaluates and writes every output; this worker only takes part
+        # in the final save, then waits for the chief so that they leave together.
+        trainer.save_checkpoint()
+        trainer.finish()
+        log(f"Worker {worker_index()} done; the chief writes the outputs.")
+        return {"experiment": exp.name, "distribution": distribution, "paths": paths,
+                "timing": {"total_s": round(time.time() - t_start, 1)}}
     # The trainer keeps evaluations in its history (restored on resume): one entry
     # per phase end with "<task>/iter_<i>" values.
     history = [{"phase": e["phase"], "stage": stage_of(e["phase"]), "step": e["step"],
@@ -261,6 +282,7 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
         "timing": {"data_s": round(t_data - t_start, 1), "train_s": round(t_train - t_data, 1),
                    "final_eval_s": round(t_eval - t_train, 1), "total_s": round(time.time() - t_start, 1)},
         "machine": machine_info(),
+        "distribution": distribution,
     }
     from keras_facemt.serving.keras_format import save_model
 
@@ -271,20 +293,13 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
 
     # The file says what it is (system, config, BN domain names, output declaration).
     info = get_system("ifan").model_info(model_cfg, exp.model_preset, training_domains(exp, dirs))
-    model_keras = save_model(trainer.models["main"], os.path.join(model_dir, "model.keras"), info=info)
-    paths = {
-        "model_dir": model_dir,
-        "model_keras": model_keras,
-        "results_json": os.path.join(model_dir, "results.json"),
-        "results_md": os.path.join(model_dir, "results.md"),
-        "curves_png": os.path.join(model_dir, "curves.png"),
-        "predictions_png": os.path.join(model_dir, "predictions.png"),
-    }
+    paths["model_keras"] = save_model(trainer.models["main"], paths["model_keras"], info=info)
     results["paths"] = paths
     reports.write_results_json(paths["results_json"], results)
     reports.write_results_markdown(paths["results_md"], results)
     reports.write_curves_png(paths["curves_png"], results)
     reports.write_predictions_png(paths["predictions_png"], examples, exp.tasks)
+    trainer.finish()
     return results
 
 

@@ -40,6 +40,7 @@ from keras_facemt.models.uniface.losses import loss_terms
 from keras_facemt.models.uniface.postprocess import detect_faces
 from keras_facemt.models.uniface.teacher import build_teacher, train_teacher
 from keras_facemt.ops.align import align_faces
+from keras_facemt.training.strategy import describe_distribution, distribution_line
 
 SCENE_TASKS = ("detection", "landmarks", "identity")
 
@@ -118,7 +119,7 @@ def model_config(exp: UnifaceExperiment, variant: str):
 
 
 def train_variant(exp: UnifaceExperiment, variant: str, data_dir: str, model_dir: str, log: Callable):
-    """Trains one Table I variant; returns (model, config, history, seconds)."""
+    """Trains one Table I variant; returns (model, config, history, seconds, distribution)."""
     from keras_facemt.training.schedule import LearningRate, Phase
     from keras_facemt.training.trainer import Trainer, TrainerConfig
 
@@ -136,6 +137,7 @@ def train_variant(exp: UnifaceExperiment, variant: str, data_dir: str, model_dir
                       summaries=False, progress=False),
         strategy=tf.distribute.get_strategy(),
     )
+    distribution = describe_distribution(trainer.strategy, {"scenes": exp.batch_size})
     from keras_facemt.serving.model_source import RUN_CONFIG
 
     # What `facemt export --model-dir` needs to rebuild the trained variant (its
@@ -143,12 +145,13 @@ def train_variant(exp: UnifaceExperiment, variant: str, data_dir: str, model_dir
     write_json_atomic(os.path.join(model_dir, RUN_CONFIG), {
         "system": "uniface", "preset": exp.preset, "config": dataclasses.asdict(cfg), "domains": {},
         "datasets": [os.path.basename(os.path.normpath(data_dir))], "experiment": exp.name, "variant": variant,
+        "distribution": distribution,
     })
     t = time.time()
     history = trainer.train()
     seconds = time.time() - t
     log(f"[{variant}] trained {exp.steps} steps in {seconds:.0f}s")
-    return trainer.model, cfg, history, seconds
+    return trainer.model, cfg, history, seconds, distribution
 
 
 def _final_losses(history) -> Dict[str, float]:
@@ -251,8 +254,10 @@ def run_experiment(exp: UnifaceExperiment, out_dir: str, log: Callable[[str], No
     timings["evaluation_setup"] = time.time() - t
 
     variants = {}
+    distribution = None
     for v in exp.variants:
-        model, cfg, history, seconds = train_variant(exp, v, with_teacher, os.path.join(out_dir, f"model_{v}"), log)
+        model, cfg, history, seconds, distribution = train_variant(exp, v, with_teacher,
+                                                                   os.path.join(out_dir, f"model_{v}"), log)
         t = time.time()
         res = evaluate_variant(model, cfg, exp, scenes, verification_set, baselines)
         res["train_seconds"] = seconds
@@ -266,6 +271,7 @@ def run_experiment(exp: UnifaceExperiment, out_dir: str, log: Callable[[str], No
     results = {
         "experiment": dataclasses.asdict(exp),
         "machine": machine_info(),
+        "distribution": distribution,
         "teacher": {"train_accuracy": teacher_fit["accuracy"], "path": teacher_path},
         "baselines": baselines,
         "variants": variants,
@@ -303,11 +309,14 @@ def results_markdown(results: Dict) -> str:
     fps = results["experiment"]["fp_counts"]
     lines = [f"# Uniface results: {results['experiment']['name']}", "",
              f"Machine: {results['machine']['platform']}, {results['machine']['cpus']} CPUs, "
-             f"TensorFlow {results['machine']['tensorflow']}. Total {results['timings_seconds']['total']:.0f}s.", "",
-             "## Table I on synthetic data", "",
-             "| Model | Params | AP@0.5 | " + " | ".join(f"TPR@{n}FP" for n in fps)
-             + " | NME inter-ocular | NME box | Verification | Robust verification |",
-             "|---|---|---|" + "---|" * len(fps) + "---|---|---|---|"]
+             f"TensorFlow {results['machine']['tensorflow']}. Total {results['timings_seconds']['total']:.0f}s."]
+    if results.get("distribution"):
+        lines.append(f"Trained with the {distribution_line(results['distribution'])}.")
+    lines += ["",
+              "## Table I on synthetic data", "",
+              "| Model | Params | AP@0.5 | " + " | ".join(f"TPR@{n}FP" for n in fps)
+              + " | NME inter-ocular | NME box | Verification | Robust verification |",
+              "|---|---|---|" + "---|" * len(fps) + "---|---|---|---|"]
     for v, r in results["variants"].items():
         tpr = " | ".join(f"{r['tpr_at_fp'][str(n)]:.3f}" for n in fps)
         lines.append(f"| {v} | {r['params']:,} | {r['ap']:.3f} | {tpr} | {r['nme']:.4f} | {r['nme_box']:.4f} | "
