@@ -45,3 +45,27 @@ class Face:
         spec = schema.attribute_spec(name)
         idx = int(np.argmax(probs))
         return spec.class_names[idx] if spec.class_names else str(idx)
+
+
+def compare_faces(a: Face, b: Face, threshold: float):
+    """Cosine similarity of two faces' embeddings and whether it reaches ``threshold``.
+
+    Args:
+        a, b: faces with an ``embedding``.
+        threshold: the verification threshold (e.g. an export manifest's
+            ``verification_threshold``, chosen on held-out pairs).
+
+    Returns:
+        ``(same_person, cosine)``.
+
+    Raises:
+        ConfigError: a face without an embedding.
+    """
+    from keras_facemt.errors import ConfigError
+
+    if a.embedding is None or b.embedding is None:
+        raise ConfigError("compare_faces needs faces with an embedding (a recognition model's output). "
+                          f"Received: embeddings present={a.embedding is not None, b.embedding is not None}")
+    ea, eb = np.asarray(a.embedding, np.float64), np.asarray(b.embedding, np.float64)
+    cos = float(ea @ eb / max(np.linalg.norm(ea) * np.linalg.norm(eb), 1e-12))
+    return cos >= float(threshold), cos

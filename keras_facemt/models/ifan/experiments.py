@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Dict, Optional, Tuple
 
+from keras_facemt.configs.named_experiments import named_experiment
 from keras_facemt.errors import ConfigError
 
 
@@ -315,13 +316,4 @@ def get_experiment(name: str, **overrides) -> IFANExperiment:
     Raises:
         ConfigError: for an unknown name (listing the known ones) or field.
     """
-    if name not in EXPERIMENTS:
-        raise ConfigError(f"Unknown experiment {name!r}; known experiments: {list_experiments()}. "
-                          f"Received: experiment={name!r}")
-    exp = EXPERIMENTS[name]()
-    fields = {f.name for f in dataclasses.fields(IFANExperiment)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ConfigError(f"Unknown experiment field(s) {unknown}; fields: {sorted(fields)}. "
-                          f"Received: overrides={overrides}")
-    return dataclasses.replace(exp, **overrides) if overrides else exp
+    return named_experiment(EXPERIMENTS, name, overrides, '')

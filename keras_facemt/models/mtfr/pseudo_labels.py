@@ -57,7 +57,8 @@ def pseudo_label_attributes(in_dir: str, out_dir: str, predict: Callable[[np.nda
         in_dir: converted dataset.
         out_dir: output dataset (written atomically; same splits and shard counts).
         predict: ``float32 [N, H, W, 3] in [0, 1] -> [N, M]`` attribute scores.
-        attribute_names: the M names (CelebA names, e.g. ``Big_Nose``).
+        attribute_names: the M names (CelebA names, ``Big_Nose``, or schema
+            names, ``celeba/Big_Nose``).
         input_size: ``(H, W)`` of the model input.
         threshold: score giving label 1.
 
@@ -70,7 +71,7 @@ def pseudo_label_attributes(in_dir: str, out_dir: str, predict: Callable[[np.nda
     from keras_facemt.data import schema
     from keras_facemt.data.shards import ShardWriter, iter_records, read_manifest
 
-    keys = [f"celeba/{n}" for n in attribute_names]
+    keys = [n if n.startswith("celeba/") else f"celeba/{n}" for n in attribute_names]
     for k in keys:
         try:
             schema.attribute_spec(k)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Tuple
 
+from keras_facemt.configs.named_experiments import named_experiment
 from keras_facemt.errors import ConfigError
 
 VARIANTS: Dict[str, Dict[str, bool]] = {
@@ -130,16 +131,9 @@ EXPERIMENTS = {"uniface": _uniface, "uniface_smoke": _uniface_smoke, "uniface_pa
 
 
 def get_experiment(name: str, **overrides) -> UnifaceExperiment:
-    """A named experiment with ``overrides`` applied.
+    """The named experiment with dataclass field ``overrides`` applied.
 
     Raises:
-        ConfigError: for an unknown name or field.
+        ConfigError: for an unknown name (listing the known ones) or field.
     """
-    if name not in EXPERIMENTS:
-        raise ConfigError(f"Unknown Uniface experiment {name!r}; experiments: {sorted(EXPERIMENTS)}. Received: name={name!r}")
-    exp = EXPERIMENTS[name]()
-    fields = {f.name for f in dataclasses.fields(exp)}
-    bad = sorted(set(overrides) - fields)
-    if bad:
-        raise ConfigError(f"Unknown experiment field(s) {bad}. Received: {overrides}")
-    return dataclasses.replace(exp, **overrides) if overrides else exp
+    return named_experiment(EXPERIMENTS, name, overrides, 'Uniface')
