@@ -48,3 +48,29 @@ def ifan_smoke_run(tmp_path_factory, synth_cache_dir):
                                            "--cache-dir", synth_cache_dir])
     assert code == 0, "the ifan_3t_smoke run failed (its log is in the captured output above)"
     return run_dir
+
+
+# A short deterministic iFAN run: the reference of the determinism and the
+# SIGKILL-resume tests, which each start one more process of the same command.
+SHORT_DETERMINISTIC_IFAN = ["--experiment", "ifan_3t_smoke", "--tasks", "landmarks,emotion", "--epochs", "0.5,0.5",
+                            "--deterministic"]
+
+
+def ifan_recipe_argv(model_dir, cache_dir, *extra):
+    """The command line of one short deterministic ``recipes/train_ifan.py`` process."""
+    import sys
+
+    return [sys.executable, os.path.join(ROOT, "recipes", "train_ifan.py"), *SHORT_DETERMINISTIC_IFAN,
+            "--model-dir", str(model_dir), "--cache-dir", str(cache_dir), *extra]
+
+
+@pytest.fixture(scope="session")
+def ifan_short_deterministic_run(tmp_path_factory, synth_cache_dir):
+    """One uninterrupted short deterministic iFAN run, in its own process."""
+    import subprocess
+
+    run_dir = tmp_path_factory.mktemp("ifan_short") / "run"
+    proc = subprocess.run(ifan_recipe_argv(run_dir, synth_cache_dir), cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir

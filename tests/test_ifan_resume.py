@@ -4,21 +4,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
 from keras_facemt.training.checkpointing import checkpoint_step, latest_checkpoint
+from tests.conftest import ifan_recipe_argv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECIPE = os.path.join(ROOT, "recipes", "train_ifan.py")
-ARGS = ["--experiment", "ifan_3t_smoke", "--tasks", "landmarks,emotion", "--epochs", "0.5,0.5", "--deterministic"]
-
-
-def _argv(model_dir, *extra):
-    return [sys.executable, RECIPE, *ARGS, "--model-dir", str(model_dir), *extra]
 
 
 def _weights(model_dir):
@@ -29,14 +23,13 @@ def _weights(model_dir):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_sigkill_then_resume_gives_the_uninterrupted_run(tmp_path):
-    env = dict(os.environ, FACEMT_CACHE_DIR=str(tmp_path / "cache"))
-    reference = subprocess.run(_argv(tmp_path / "reference"), cwd=ROOT, env=env, capture_output=True, text=True)
-    assert reference.returncode == 0, reference.stderr[-3000:]
-    total = json.loads((tmp_path / "reference" / "history.json").read_text())["global_step"]
+def test_sigkill_then_resume_gives_the_uninterrupted_run(tmp_path, ifan_short_deterministic_run, synth_cache_dir):
+    reference = ifan_short_deterministic_run
+    total = json.loads((reference / "history.json").read_text())["global_step"]
 
     run = tmp_path / "run"
-    proc = subprocess.Popen(_argv(run), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(ifan_recipe_argv(run, synth_cache_dir), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     killed_at = None
     try:
         deadline = time.monotonic() + 600
@@ -54,12 +47,13 @@ def test_sigkill_then_resume_gives_the_uninterrupted_run(tmp_path):
     assert killed_at is not None and proc.returncode == -signal.SIGKILL, err[-3000:]
     assert 0 < killed_at < total, "the run finished before it could be killed"
 
-    resumed = subprocess.run(_argv(run, "--resume"), cwd=ROOT, env=env, capture_output=True, text=True)
+    resumed = subprocess.run(ifan_recipe_argv(run, synth_cache_dir, "--resume"), cwd=ROOT, capture_output=True,
+                             text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     history = json.loads((run / "history.json").read_text())
     assert history["global_step"] == total
     # Same final step, same data order: the weights are those of the uninterrupted run.
-    for a, b in zip(_weights(run), _weights(tmp_path / "reference")):
+    for a, b in zip(_weights(run), _weights(reference)):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     final = json.loads((run / "results.json").read_text())["final"]
-    assert final == json.loads((tmp_path / "reference" / "results.json").read_text())["final"]
+    assert final == json.loads((reference / "results.json").read_text())["final"]

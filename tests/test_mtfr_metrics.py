@@ -84,12 +84,20 @@ def test_balanced_pairs_keep_people_within_a_fold():
 def test_export_rules_for_embedding_and_multilabel_outputs():
     from keras_facemt.serving.verify import task_metrics
 
+    from keras_facemt.configs.outputs import OutputSpec, ServingSpec
+
+    names = ("celeba/Narrow_Eyes", "celeba/Big_Nose", "celeba/Male")
+    spec = ServingSpec({"embedding": OutputSpec("embedding", task="identity"),
+                        "attributes": OutputSpec("multilabel", names=names)})
     rng = np.random.default_rng(0)
     ref = {"embedding": rng.normal(size=(8, 4)), "attributes": rng.uniform(size=(8, 3))}
-    labels = {"attributes": (ref["attributes"] >= 0.5).astype(int)}
-    same = task_metrics(ref, ref, labels)
-    assert same["embedding"]["export"] == pytest.approx(1.0) and same["attributes"]["relative_loss"] == 0.0
+    labels = {}
+    for j, name in enumerate(names):
+        labels[f"attr/{name}"] = (ref["attributes"][:, j] >= 0.5).astype(int)
+        labels[f"has_attr/{name}"] = np.ones(8, int)
+    same = task_metrics(ref, ref, labels, spec)
+    assert same["identity"]["export"] == pytest.approx(1.0) and same["attributes"]["relative_loss"] == 0.0
     flipped = {"embedding": -ref["embedding"], "attributes": 1.0 - ref["attributes"]}
-    bad = task_metrics(flipped, ref, labels)
-    assert bad["embedding"]["relative_loss"] > bad["embedding"]["limit"]
+    bad = task_metrics(flipped, ref, labels, spec)
+    assert bad["identity"]["relative_loss"] > bad["identity"]["limit"]
     assert bad["attributes"]["relative_loss"] > bad["attributes"]["limit"]

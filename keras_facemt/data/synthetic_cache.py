@@ -26,7 +26,7 @@ from keras_facemt.errors import DataError
 
 CACHE_ENV = "FACEMT_CACHE_DIR"
 # Part of every key: bump when SynthFace's rendering changes what a seed produces.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: cheekbones, nose tip and chin drawn (MTFR attributes)
 
 
 def cache_root(cache_dir: Optional[str] = None) -> str:

@@ -131,7 +131,9 @@ def export_mtfr(model: keras.Model, config: MTFRConfig, output_dir: str, faces: 
     from keras_facemt.serving.tflite import QUANTIZATIONS
     from keras_facemt.serving.verify import VerificationData
 
-    serving = build_serving_graph(model, config)
+    from keras_facemt.models.registry import get_system
+
+    serving = get_system("mtfr").serving_model(model, config)  # the graph with its ModelInfo
     cols = [ATTRIBUTES.index(a) for a in config.attributes]
     k = min(64, len(faces["images"]))
     labels = {}
