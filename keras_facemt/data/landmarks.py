@@ -165,10 +165,6 @@ def flip_permutation(name: str) -> np.ndarray:
     return np.asarray(get_scheme(name).flip_permutation, np.int32)
 
 
-def can_convert(src: str, dst: str) -> bool:
-    return src == dst or (src, dst) in _SUBSETS
-
-
 def subset_matrix(src: str, dst: str) -> Tuple[np.ndarray, np.ndarray]:
     """Linear map from ``src`` points to ``dst`` points.
 

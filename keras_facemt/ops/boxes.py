@@ -92,11 +92,6 @@ def clip_boxes(boxes, low: float = 0.0, high: float = 1.0):
     return tf.clip_by_value(_f32(boxes), low, high)
 
 
-def clip_points(points, low: float = 0.0, high: float = 1.0):
-    """Clips ``[..., 2]`` points to ``[low, high]``."""
-    return tf.clip_by_value(_f32(points), low, high)
-
-
 def encode_boxes(boxes, anchors, variances: Sequence[float] = DEFAULT_VARIANCES):
     """Encodes boxes as SSD offsets relative to anchors.
 
