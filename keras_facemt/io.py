@@ -28,6 +28,23 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
+def finite_json(obj):
+    """``obj`` with every non-finite float as None (strict JSON has no NaN), numpy values as Python ones."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return finite_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        return finite_json(obj.item())
+    return obj
+
+
 def to_json_text(obj, indent: Optional[int] = 2) -> str:
     """``obj`` as JSON text; numpy scalars and arrays become numbers and lists."""
     return json.dumps(obj, indent=indent, sort_keys=True, default=_json_default)

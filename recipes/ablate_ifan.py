@@ -88,7 +88,8 @@ def main(argv=None) -> int:
         from keras_facemt.models.ifan.experiments import get_experiment
         from keras_facemt.models.ifan.reports import _finite
         from keras_facemt.io import write_json_atomic, write_text_atomic
-        from keras_facemt.models.ifan.job import run_ifan_experiment
+        from keras_facemt.models.registry import get_system
+        from keras_facemt.training.runner import RunContext, run_experiment
 
         base = get_experiment(args.experiment)
         iterations = base.iterations if args.iter is None else args.iter
@@ -107,8 +108,10 @@ def main(argv=None) -> int:
         for name, label, exp in runs:
             model_dir = os.path.join(args.out_dir, name)
             print(f"=== {name}: {label} (tasks {list(exp.tasks)}, ITER={exp.iterations}) -> {model_dir}", flush=True)
-            all_results[name] = run_ifan_experiment(exp, model_dir, cache_dir=args.cache_dir,
-                                                    resume=os.path.isdir(os.path.join(model_dir, "checkpoints")))
+            # An interrupted ablation continues where each run stopped.
+            context = RunContext(model_dir, cache_dir=args.cache_dir,
+                                 resume=os.path.isdir(os.path.join(model_dir, "checkpoints")))
+            all_results[name] = run_experiment(get_system("ifan"), exp, context)
     except FaceMTError as e:
         print(f"ablate_ifan: error: {e}", file=sys.stderr)
         return 2
@@ -140,7 +143,7 @@ def main(argv=None) -> int:
     write_text_atomic(md, "\n".join(lines))
     write_json_atomic(os.path.join(args.out_dir, "ablation.json"),
                       _finite({"rows": [dict(zip(header, r)) for r in rows],
-                               "runs": {n: {"final": r["final"], "baselines": r["baselines"], "timing": r["timing"]}
+                               "runs": {n: {"final": r["final"], "baselines": r["baselines"], "timings_seconds": r["timings_seconds"]}
                                         for n, r in all_results.items()}}))
     print("\n".join(lines))
     print(f"Wrote {md}")

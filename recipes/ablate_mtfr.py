@@ -20,7 +20,7 @@ def main(argv=None) -> int:
     from keras_facemt.errors import ConfigError, FaceMTError
     from keras_facemt.models.mtfr.ablation import VARIANTS, run_ablation
     from keras_facemt.models.mtfr.experiments import get_experiment
-    from keras_facemt.models.mtfr.recipe import parse_steps
+    from keras_facemt.models.mtfr.job import parse_steps
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="mtfr_smoke")

@@ -11,8 +11,9 @@ from keras_facemt.inference.analyzer import FaceAnalyzer
 from keras_facemt.inference.face import compare_faces
 from keras_facemt.models.mtfr.config import ATTRIBUTES
 from keras_facemt.models.mtfr.experiments import get_experiment
-from keras_facemt.models.mtfr.job import run_experiment
-from keras_facemt.models.mtfr.recipe import main
+from keras_facemt.models.registry import get_system
+from keras_facemt.training.runner import RunContext, run_experiment
+from keras_facemt.training.train_command import main as facemt_train
 from keras_facemt.models.mtfr.serving import export_mtfr, load_deployable
 
 pytestmark = pytest.mark.slow
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.slow
 def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("mtfr")
     run, cache = str(root / "run"), str(root / "cache")
-    assert main(["--experiment", "mtfr_smoke", "--model-dir", run, "--cache-dir", cache]) == 0
+    assert facemt_train(["mtfr", "--experiment", "mtfr_smoke", "--model-dir", run, "--cache-dir", cache]) == 0
     with open(os.path.join(run, "results.json")) as f:
         return run, cache, json.load(f)
 
@@ -45,13 +46,16 @@ def test_smoke_beats_every_trivial_baseline(smoke_run):
 def test_refuses_an_existing_checkpoint_without_resume(smoke_run):
     run, cache, _ = smoke_run
     with pytest.raises(ConfigError, match="--resume"):
-        run_experiment(get_experiment("mtfr_smoke"), run, cache_dir=cache, log=lambda *_: None)
-    assert main(["--experiment", "mtfr_smoke", "--model-dir", run, "--data", "faces=/nowhere"]) == 2
+        run_experiment(get_system("mtfr"), get_experiment("mtfr_smoke"),
+                       RunContext(run, cache_dir=cache, log=lambda *_: None))
+    assert facemt_train(["--experiment", "mtfr_smoke", "--model-dir", run, "--data", "faces=/nowhere"]) == 2
 
 
 def test_resume_of_a_finished_run_reproduces_its_results(smoke_run):
     run, cache, results = smoke_run
-    again = run_experiment(get_experiment("mtfr_smoke"), run, cache_dir=cache, resume=True, log=lambda *_: None)
+    again = run_experiment(get_system("mtfr"), get_experiment("mtfr_smoke"),
+                           RunContext(run, cache_dir=cache, resume=True, log=lambda *_: None))
+    assert again["run"]["resumed"] and again["system"] == "mtfr" and again["experiment"] == "mtfr_smoke"
     assert [h["model"] for h in again["headline"]] == pytest.approx([h["model"] for h in results["headline"]])
 
 

@@ -75,13 +75,19 @@ def test_comparisons_state_the_direction():
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_uniface_smoke_beats_trivial_baselines(tmp_path):
-    from keras_facemt.models.uniface.job import run_experiment
+    from keras_facemt import cli
 
     exp = get_experiment("uniface_smoke")
-    res = run_experiment(exp, str(tmp_path), log=lambda s: None)
+    assert cli.main(["train", "uniface", "--experiment", "uniface_smoke", "--model-dir", str(tmp_path)]) == 0
     with open(os.path.join(tmp_path, "results.json")) as f:
-        assert json.load(f)["variants"]["A"]["ap"] == res["variants"]["A"]["ap"]
+        res = json.load(f)
+    assert res["system"] == "uniface" and res["experiment"] == "uniface_smoke"
     assert os.path.exists(os.path.join(tmp_path, "results.md"))
+    scenes = res["paths"]["scenes"]
+    for h in res["headline"]:  # AP, NME and verification each beat their strongest trivial baseline
+        assert (h["model"] > h["baseline"]) if h["higher_is_better"] else (h["model"] < h["baseline"]), h
+    assert {h["metric"] for h in res["headline"]} == {"ap_at_iou_0.5", "nme_inter_ocular",
+                                                      "verification_accuracy_10fold"}
     # How the figures were produced: one process, one replica, the experiment's batch.
     distribution = {"strategy": "default", "workers": 1, "replicas": 1, "replicas_per_worker": 1,
                     "global_batch_size": {"scenes": exp.batch_size}, "per_replica_batch_size": {"scenes": exp.batch_size}}
@@ -99,13 +105,11 @@ def test_uniface_smoke_beats_trivial_baselines(tmp_path):
     # deployable graph (decoding, NMS, landmark attention) from the checkpoint, and every
     # format is checked in its runtime on held-out scenes; the quantized ones by
     # detection AP and landmark NME against the labels and embedding agreement.
-    from keras_facemt import cli
-
     out = str(tmp_path / "export")
     # The export runs its runtimes in process; the --verify-only pass below also puts
     # each signature through saved_model_cli, the graph loader TF Serving uses.
     argv = ["export", "--model-dir", str(tmp_path / "model_A"), "--output", out, "--skip-saved-model-cli",
-            "--data", str(tmp_path / "data" / "scenes"), "--examples", "16", "--calibration-samples", "32"]
+            "--data", scenes, "--examples", "16", "--calibration-samples", "32"]
     assert cli.main(argv) == 0
     with open(os.path.join(out, "manifest.json")) as f:
         manifest = json.load(f)
@@ -116,12 +120,14 @@ def test_uniface_smoke_beats_trivial_baselines(tmp_path):
     assert set(int8["metrics"]) == {"detection", "landmarks", "embedding"}
     assert int8["metrics"]["detection"]["reference"] == "labels"
     assert int8["metrics"]["detection"]["keras"] > 0.5
-    assert cli.main(["export", "--verify-only", "--output", out, "--data", str(tmp_path / "data" / "scenes"),
+    assert cli.main(["export", "--verify-only", "--output", out, "--data", scenes,
                      "--examples", "8"]) == 0
 
 
 def test_results_markdown_has_the_table():
-    res = {"experiment": {"name": "x", "fp_counts": [5]},
+    res = {"experiment": "x", "experiment_config": {"name": "x", "fp_counts": [5]}, "run": {"data": {}},
+           "headline": [{"metric": "ap_at_iou_0.5", "split": "held-out scenes", "model": 0.5, "baseline": 0.01,
+                         "baseline_name": "fixed prior boxes", "higher_is_better": True}],
            "machine": {"platform": "p", "cpus": 2, "tensorflow": "t"}, "timings_seconds": {"total": 1.0},
            "variants": {"A": {"params": 10, "ap": 0.5, "tpr_at_fp": {"5": 0.4}, "nme": 0.1, "nme_box": 0.05,
                               "verification": {"accuracy": 0.7, "std": 0.01},
@@ -138,4 +144,5 @@ def test_results_markdown_has_the_table():
         results_markdown(res)
     md = results_markdown(res)
     assert "| A | 10 | 0.500 | 0.400 | 0.1000 | 0.0500 | 0.700 ± 0.010 | 0.600 ± 0.020 |" in md
+    assert "| ap_at_iou_0.5 | held-out scenes | 0.5000 | fixed prior boxes: 0.0100 |" in md
     assert "only one variant" in md and "A: 0.4000 / 0.2000" in md

@@ -21,6 +21,8 @@ from keras_facemt.configs.outputs import ServingSpec
 from keras_facemt.errors import ConfigError
 
 _INFO: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# Beside a run's checkpoints: how to rebuild the model that any of them restores into.
+RUN_CONFIG = "run_config.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,3 +120,27 @@ def resolve_domain(domain, domains: Optional[Mapping[str, int]] = None) -> Optio
             f"Unknown domain {domain!r}; the model's training domains are {domains or '{}'} "
             f"(give a name from them or an integer id). Received: domain={domain!r}"
         ) from None
+
+
+def write_run_config(model_dir: str, info: ModelInfo, experiment: str, datasets: Mapping[str, str],
+                     distribution: Optional[Mapping] = None, **extra) -> str:
+    """Writes ``run_config.json`` (one shape for every system) into ``model_dir``; returns its path.
+
+    Written before training, so that ``facemt export --model-dir`` can rebuild the
+    model from any checkpoint of the run, finished or not::
+
+        {"system", "preset", "config", "domains", "experiment",
+         "datasets": {part: directory}, "distribution", ...extra}
+    """
+    import os
+
+    from keras_facemt.io import write_json_atomic
+
+    path = os.path.join(model_dir, RUN_CONFIG)
+    values = info.to_json()
+    values.pop("serving", None)
+    values.pop("deployable", None)
+    write_json_atomic(path, {**values, "experiment": experiment, "datasets": {str(k): str(v) for k, v in
+                                                                                dict(datasets).items()},
+                             "distribution": dict(distribution) if distribution else None, **extra})
+    return path

@@ -17,14 +17,27 @@ class System:
         name: system name (``"ifan"``, ``"uniface"``, ...).
         module: module path holding ``CONFIG``, ``build`` and ``PRESETS``.
         description: one line for ``facemt`` listings.
+        job: module of the system's experiment job for the shared runner
+            (``training.runner``): its experiments, flags, ``run`` and report.
     """
 
     name: str
     module: str
     description: str
+    job: Optional[str] = None
 
     def _mod(self):
         return importlib.import_module(self.module)
+
+    def job_module(self):
+        """The system's experiment job (``training.runner`` documents what it provides).
+
+        Raises:
+            ConfigError: for a system registered without one.
+        """
+        if not self.job:
+            raise ConfigError(f"System {self.name!r} has no training job registered. Received: system={self.name!r}")
+        return importlib.import_module(self.job)
 
     @property
     def config_class(self):
@@ -94,13 +107,32 @@ class System:
 _SYSTEMS: Dict[str, System] = {}
 
 
-def register_system(name: str, module: str, description: str) -> None:
-    _SYSTEMS[name] = System(name, module, description)
+def register_system(name: str, module: str, description: str, job: Optional[str] = None) -> System:
+    """Registers a system: ``module`` holds ``CONFIG_CLASS``, ``PRESETS``, ``build_model``
+    and ``serving_spec`` (and ``build_serving_model`` for a detector); ``job`` its
+    experiment job. A system outside this package registers itself the same way.
+
+    Raises:
+        ConfigError: for a name already taken by another module.
+    """
+    old = _SYSTEMS.get(name)
+    if old is not None and (old.module, old.job) != (module, job):
+        raise ConfigError(f"System {name!r} is already registered from {old.module}. Received: module={module!r}")
+    _SYSTEMS[name] = System(name, module, description, job)
+    return _SYSTEMS[name]
 
 
-register_system("ifan", "keras_facemt.models.ifan.model", "iFAN (Li et al., MM'17): parsing, 5-pt landmarks, emotion")
-register_system("uniface", "keras_facemt.models.uniface.model", "Uniface (Liao et al.): detection, 5-pt landmarks, 128-D embedding")
-register_system("mtfr", "keras_facemt.models.mtfr.model", "MTFR (Wang et al., ICMR'17): face recognition + 7 attributes")
+def unregister_system(name: str) -> None:
+    """Removes a registration (a system defined for a while, as in tests)."""
+    _SYSTEMS.pop(name, None)
+
+
+register_system("ifan", "keras_facemt.models.ifan.model", "iFAN (Li et al., MM'17): parsing, 5-pt landmarks, emotion",
+                "keras_facemt.models.ifan.job")
+register_system("uniface", "keras_facemt.models.uniface.model",
+                "Uniface (Liao et al.): detection, 5-pt landmarks, 128-D embedding", "keras_facemt.models.uniface.job")
+register_system("mtfr", "keras_facemt.models.mtfr.model", "MTFR (Wang et al., ICMR'17): face recognition + 7 attributes",
+                "keras_facemt.models.mtfr.job")
 
 
 def list_systems() -> List[str]:

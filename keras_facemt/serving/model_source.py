@@ -22,7 +22,7 @@ from typing import Dict, Tuple
 from keras_facemt.configs.serialization import config_from_dict
 from keras_facemt.errors import CheckpointError
 
-RUN_CONFIG = "run_config.json"
+from keras_facemt.models.model_info import RUN_CONFIG  # noqa: E402,F401  (re-exported for readers of runs)
 
 
 def read_run_config(model_dir: str) -> Dict[str, object]:

@@ -1,7 +1,7 @@
-"""One iFAN experiment end to end: data, Algorithm 1 training, evaluation, reports.
+"""The iFAN job for the shared runner: data, Algorithm 1 training, evaluation, reports.
 
-``run_ifan_experiment(experiment, model_dir)`` is what ``recipes/train_ifan.py``
-and ``recipes/ablate_ifan.py`` call:
+``run(experiment, context)`` is what ``training.runner.run_experiment`` calls for
+``facemt train ifan``, ``recipes/train_ifan.py`` and ``recipes/ablate_ifan.py``:
 
 1. Data: each task's dataset is the user's shards or a SynthFace dataset from the
    cache (rendered on first use). Every input problem (a task without data, a
@@ -26,10 +26,9 @@ import zlib
 from typing import Callable, Dict, Mapping, Optional
 
 from keras_facemt.configs.data import AugmentConfig, DataConfig
-from keras_facemt.models.ifan.experiments import IFANExperiment
-from keras_facemt.data import shards
+from keras_facemt.models.ifan.experiments import EXPERIMENTS, IFANExperiment, get_experiment  # noqa: F401
 from keras_facemt.errors import ConfigError, DataError
-from keras_facemt.machine import machine_info
+from keras_facemt.data import shards
 from keras_facemt.models.ifan import hybrid
 from keras_facemt.training.strategy import describe_distribution, distribution_line, worker_index
 
@@ -147,35 +146,79 @@ def training_domains(exp: IFANExperiment, dirs: Mapping[str, str]) -> Dict[str, 
     return {n: i for n, i in domains.items() if n not in ambiguous}
 
 
-def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional[str] = None, strategy=None,
-                        resume: bool = False, log: Callable = print) -> Dict[str, object]:
-    """Trains and evaluates ``exp``; writes checkpoints, logs and reports into ``model_dir``.
+DEFAULT_EXPERIMENT = "ifan_3t"
+DATA_TASKS = ("parsing", "landmarks", "emotion")
 
-    Args:
-        exp: the experiment.
-        model_dir: output directory.
-        cache_dir: SynthFace cache root override.
-        strategy: ``tf.distribute.Strategy`` or None (default strategy).
-        resume: continue from the checkpoint in ``model_dir``; without it an existing
-            checkpoint is an error (a finished or unrelated run is never silently
-            continued or overwritten).
-        log: receives progress lines.
 
-    Returns:
-        The results dict (also in ``results.json``), with ``paths`` of every output.
+def add_arguments(parser) -> None:
+    """iFAN's own flags for ``facemt train ifan``."""
+    parser.add_argument("--tasks", default=None, help="comma-separated tasks, in stage-1 order (default: the experiment's)")
+    parser.add_argument("--iter", type=int, default=None, help="ITER, task-interaction iterations (>= 0)")
+    parser.add_argument("--epochs", default=None, help="fine-tuning epochs, or PRETRAIN,FINETUNE epochs (e.g. 30,200)")
+
+
+def configure(exp: IFANExperiment, args) -> IFANExperiment:
+    """The experiment the command line describes, fully validated (nothing is trained or rendered here).
+
+    Raises:
+        ConfigError: unknown task or preset, a negative --iter, a bad --epochs value,
+            a task without data.
+    """
+    if getattr(args, "iter", None) is not None:
+        if args.iter < 0:
+            raise ConfigError(f"--iter must be >= 0 (ITER, the task-interaction iterations). Received: --iter {args.iter}")
+        exp = dataclasses.replace(exp, iterations=args.iter)
+    data = dict(getattr(args, "data", None) or {})
+    if data:
+        hybrid.check_tasks(tuple(data))
+    tasks = exp.tasks
+    if getattr(args, "tasks", None) is not None:
+        tasks = hybrid.check_tasks(tuple(t.strip() for t in args.tasks.split(",") if t.strip()))
+    for task, path in data.items():
+        if task not in tasks:
+            raise ConfigError(f"--data names task {task!r}, which is not trained (tasks: {list(tasks)}). "
+                              f"Received: --data {task}={path}")
+        exp = exp.with_data_dir(task, path)
+    missing = [t for t in tasks if t not in exp.tasks]
+    if missing:
+        raise ConfigError(f"Task(s) {missing} have no data in experiment {exp.name!r} (it has data for "
+                          f"{list(exp.tasks)}): pass --data TASK=DIR for each. Received: --tasks {','.join(tasks)}")
+    exp = exp.with_tasks(tasks)
+    if getattr(args, "preset", None) is not None:
+        exp = dataclasses.replace(exp, model_preset=args.preset)
+    if getattr(args, "seed", None) is not None:
+        exp = dataclasses.replace(exp, seed=args.seed)
+    if getattr(args, "epochs", None) is not None:
+        try:
+            parts = [float(x) for x in str(args.epochs).split(",")]
+        except ValueError:
+            parts = []
+        if len(parts) not in (1, 2) or min(parts) < 0:
+            raise ConfigError(f"--epochs expects FINETUNE or PRETRAIN,FINETUNE (numbers >= 0). Received: --epochs {args.epochs}")
+        exp = dataclasses.replace(exp, finetune_epochs=parts[-1], **({"pretrain_epochs": parts[0]} if len(parts) == 2 else {}))
+    if getattr(args, "deterministic", False):
+        exp = dataclasses.replace(exp, deterministic=True)
+    exp.model_config()  # validates the preset and the model overrides now, not after data generation
+    return exp
+
+
+def run(exp: IFANExperiment, ctx) -> Dict[str, object]:
+    """Trains and evaluates ``exp`` into ``ctx.model_dir`` (``training.runner.RunContext``).
+
+    Writes checkpoints, TensorBoard logs, ``model.keras``, ``curves.png`` and
+    ``predictions.png``; returns iFAN's part of ``results.json`` (the runner writes
+    it and ``results.md``).
     """
     from keras_facemt.data.pipeline import build_dataset
     from keras_facemt.models.ifan import evaluation as ifan_eval, reports
     from keras_facemt.models.ifan.model import build_models
     from keras_facemt.training.trainer import Trainer, TrainerConfig
 
+    log = ctx.log
     t_start = time.time()
     model_cfg = exp.model_config()
-    model_dir = os.path.abspath(model_dir)
-    if not resume and _has_checkpoint(model_dir):
-        raise ConfigError(f"{model_dir} already holds a checkpoint. Pass --resume to continue that run, or choose "
-                          f"another --model-dir. Received: model_dir={model_dir!r}")
-    dirs = prepare_data(exp, cache_dir, log)
+    model_dir = ctx.model_dir
+    dirs = prepare_data(exp, ctx.cache_dir, log)
     phases = schedule(exp, dirs)
     terms = hybrid.ifan_loss_terms(model_cfg)
     train_streams = {t: make_stream(exp, t, dirs[t], training=True) for t in exp.tasks}
@@ -215,33 +258,26 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
         streams=train_streams,
         phases=phases,
         config=TrainerConfig(model_dir=model_dir, steps_per_loop=exp.steps_per_loop, optimizer=exp.optimizer,
-                             seed=exp.seed, deterministic=exp.deterministic),
-        strategy=strategy,
+                             seed=exp.seed, deterministic=exp.deterministic or ctx.deterministic),
+        strategy=ctx.strategy,
         eval_fn=eval_fn,
     )
     distribution = describe_distribution(trainer.strategy, {t: s.global_batch_size for t, s in train_streams.items()})
     # Written before training so that `facemt export --model-dir` can rebuild the
     # model from any checkpoint of this run, finished or not.
-    from keras_facemt.serving.model_source import RUN_CONFIG
+    from keras_facemt.models.model_info import write_run_config
+    from keras_facemt.models.registry import get_system
 
+    info = get_system("ifan").model_info(model_cfg, exp.model_preset, training_domains(exp, dirs))
     if trainer.is_chief:
-        shards.write_json_atomic(os.path.join(model_dir, RUN_CONFIG), {
-            "system": "ifan", "preset": exp.model_preset,
-            "config": _jsonable(dataclasses.asdict(model_cfg)),
-            "domains": training_domains(exp, dirs),
-            "datasets": {t: dirs[t] for t in exp.tasks},
-            "distribution": distribution,
-        })
+        write_run_config(model_dir, info, exp.name, {t: dirs[t] for t in exp.tasks}, distribution)
     log(f"Training {exp.name}: tasks {list(exp.tasks)}, ITER={exp.iterations}, "
         f"{sum(p.steps for p in phases)} updates in {len(phases)} phases, {distribution_line(distribution)} "
         f"-> {model_dir}")
     trained = trainer.train()
     t_train = time.time()
     paths = {
-        "model_dir": model_dir,
         "model_keras": os.path.join(model_dir, "model.keras"),
-        "results_json": os.path.join(model_dir, "results.json"),
-        "results_md": os.path.join(model_dir, "results.md"),
         "curves_png": os.path.join(model_dir, "curves.png"),
         "predictions_png": os.path.join(model_dir, "predictions.png"),
     }
@@ -251,8 +287,7 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
         trainer.save_checkpoint()
         trainer.finish()
         log(f"Worker {worker_index()} done; the chief writes the outputs.")
-        return {"experiment": exp.name, "distribution": distribution, "paths": paths,
-                "timing": {"total_s": round(time.time() - t_start, 1)}}
+        return {"distribution": distribution, "paths": paths}
     # The trainer keeps evaluations in its history (restored on resume): one entry
     # per phase end with "<task>/iter_<i>" values.
     history = [{"phase": e["phase"], "stage": stage_of(e["phase"]), "step": e["step"],
@@ -262,7 +297,6 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
     examples = {t: evaluator.predict_examples(trainer.models["main"], t, exp.num_predictions) for t in exp.tasks}
     t_eval = time.time()
     results = {
-        "experiment": exp.name,
         "description": exp.description,
         "tasks": list(exp.tasks),
         "iterations": exp.iterations,
@@ -277,30 +311,55 @@ def run_ifan_experiment(exp: IFANExperiment, model_dir: str, cache_dir: Optional
         "schedule": [{"phase": p.name, "steps": p.steps, "streams": list(p.streams), "model": p.model,
                       "loss_terms": list(p.loss_terms), "trainable": list(p.trainable),
                       "lr": [p.learning_rate.initial, p.learning_rate.final]} for p in phases],
-        "experiment_config": _jsonable(dataclasses.asdict(exp)),
         "model_config": _jsonable(dataclasses.asdict(model_cfg)),
-        "timing": {"data_s": round(t_data - t_start, 1), "train_s": round(t_train - t_data, 1),
-                   "final_eval_s": round(t_eval - t_train, 1), "total_s": round(time.time() - t_start, 1)},
-        "machine": machine_info(),
+        "timings_seconds": {"data": t_data - t_start, "train": t_train - t_data, "final_eval": t_eval - t_train},
         "distribution": distribution,
     }
+    results["headline"] = headline(results)
     from keras_facemt.serving.keras_format import save_model
 
     # The final evaluation recomputed BN statistics: keep the checkpoint and the
     # .keras file equal to the evaluated model.
     trainer.save_checkpoint()
-    from keras_facemt.models.registry import get_system
-
     # The file says what it is (system, config, BN domain names, output declaration).
-    info = get_system("ifan").model_info(model_cfg, exp.model_preset, training_domains(exp, dirs))
     paths["model_keras"] = save_model(trainer.models["main"], paths["model_keras"], info=info)
     results["paths"] = paths
-    reports.write_results_json(paths["results_json"], results)
-    reports.write_results_markdown(paths["results_md"], results)
     reports.write_curves_png(paths["curves_png"], results)
     reports.write_predictions_png(paths["predictions_png"], examples, exp.tasks)
     trainer.finish()
     return results
+
+
+def headline(results: Mapping) -> list:
+    """Each task's paper metric at the last interaction iteration, next to its strongest trivial baseline."""
+    from keras_facemt.metrics.headline import headline_entry
+    from keras_facemt.models.ifan.reports import headline as task_metric
+
+    out = []
+    last = f"iter_{results['iterations']}"
+    for t in results["tasks"]:
+        key, _, higher = task_metric(t)
+        value = results["final"][t][last][key]
+        base = results["baselines"][t]
+        if t == "landmarks":
+            options = [("mean training shape", base["mean_shape"][key])]
+        elif t == "parsing":
+            options = [("all majority class", base["majority_class"][key])]
+            if "prior_map" in base:
+                options.append(("per-pixel prior map", base["prior_map"][key]))
+        else:
+            options = [("chance", base["chance"]), ("majority class", base["majority"])]
+        entry = headline_entry(f"{t}_{key}", f"{t} held-out split", value, options, higher_is_better=higher)
+        entry["iteration"] = results["iterations"]
+        out.append(entry)
+    return out
+
+
+def results_markdown(results: Mapping) -> str:
+    """``results.md``: the paper's Tables 1-3, the training stages and the headline."""
+    from keras_facemt.models.ifan import reports
+
+    return reports.results_markdown(reports._finite(results))
 
 
 def initialize_landmark_prior(model, mean_shape) -> None:
@@ -342,12 +401,6 @@ def _one_pass(cfg: DataConfig, dataset_fn):
             yield {k: v.numpy() for k, v in b.items()}
 
     return batches
-
-
-def _has_checkpoint(model_dir: str) -> bool:
-    from keras_facemt.training.checkpointing import latest_checkpoint
-
-    return os.path.isdir(model_dir) and latest_checkpoint(model_dir) is not None
 
 
 def _unflatten(entry: Mapping) -> Dict[str, Dict[str, float]]:

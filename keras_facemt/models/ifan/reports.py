@@ -21,7 +21,7 @@ from typing import List, Mapping, Sequence
 
 import numpy as np
 
-from keras_facemt.io import write_bytes_atomic, write_json_atomic
+from keras_facemt.io import finite_json, write_bytes_atomic, write_json_atomic
 
 # Headline metric of each kind of task: (key in the task's metrics, label, higher is better).
 HEADLINES = {
@@ -45,17 +45,7 @@ def headline(task: str):
 # ----------------------------------------------------------------------------- files
 def _finite(obj):
     # Strict JSON has no NaN: an undefined score (a class that never occurs) is null.
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _finite(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _finite(obj.item())
-    return obj
+    return finite_json(dict(obj) if isinstance(obj, Mapping) else obj)
 
 
 def write_results_json(path: str, results: Mapping) -> str:
@@ -163,8 +153,13 @@ def results_markdown(results: Mapping) -> str:
             out += [f"## Table {n}: {t} recognition", ""] + attribute_table(results, t, label) + [""]
             n += 1
     out += ["## Training stages (Fig. 7)", ""] + history_table(results) + [""]
-    if results.get("timing"):
-        out += ["## Run", ""] + [f"- {k}: {v}" for k, v in results["timing"].items()]
+    if results.get("headline"):
+        out += ["## Headline (last iteration vs the strongest trivial baseline)", ""]
+        out += _table(["Metric", "Split", "iFAN", "Baseline"],
+                      [[h["metric"], h["split"], _pct(h["model"]), f"{h['baseline_name']}: {_pct(h['baseline'])}"]
+                       for h in results["headline"]]) + [""]
+    if results.get("timings_seconds"):
+        out += ["## Run", ""] + [f"- {k}: {v:.0f} s" for k, v in results["timings_seconds"].items()]
         out += [f"- {k}: {v}" for k, v in results.get("machine", {}).items()] + [""]
     return "\n".join(out)
 

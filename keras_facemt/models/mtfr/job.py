@@ -1,6 +1,6 @@
-"""The MTFR job: data -> stage 1 (identity) -> stage 2 (identity + attributes) -> evaluation -> report.
+"""The MTFR job for the shared runner: data -> stage 1 (identity) -> stage 2 (identity + attributes) -> evaluation.
 
-``run_experiment`` does, for an ``MTFRExperiment``:
+``run`` (called by ``training.runner.run_experiment``) does, for an ``MTFRExperiment``:
 
 1. renders the aligned SynthFace populations (``data.py``): training shards (with
    noisy attribute labels repaired by the per-identity vote when asked), and the
@@ -9,8 +9,8 @@
    on the identity softmax alone (lambda1 = 0), stage 2 on Eq. 2 with lambda1 > 0;
 3. evaluates verification, identification with distractors, TAR at FAR and the
    attributes, next to trivial baselines (chance, majority class, raw pixels);
-4. writes ``model.keras``, ``run_config.json``, ``results.json`` (with its
-   ``headline`` list) and ``results.md`` atomically.
+4. writes ``model.keras`` and ``run_config.json``; the runner writes
+   ``results.json`` (with its ``headline`` list) and ``results.md``.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict
 
 import numpy as np
 
 from keras_facemt.errors import ConfigError
 from keras_facemt.models.mtfr import task
-from keras_facemt.models.mtfr.experiments import MTFRExperiment
+from keras_facemt.models.mtfr.experiments import EXPERIMENTS, MTFRExperiment, get_experiment  # noqa: F401
 
 
 def model_config(exp: MTFRExperiment):
@@ -33,12 +33,6 @@ def model_config(exp: MTFRExperiment):
     overrides = dict(exp.model_overrides)
     overrides["num_identities"] = exp.train_identities
     return get_system("mtfr").config(exp.preset, **overrides)
-
-
-def _has_checkpoint(model_dir: str) -> bool:
-    from keras_facemt.training.checkpointing import latest_checkpoint
-
-    return os.path.isdir(model_dir) and latest_checkpoint(model_dir) is not None
 
 
 def _train_labels(train_dir: str) -> np.ndarray:
@@ -59,10 +53,10 @@ def train(exp: MTFRExperiment, cfg, train_dir: str, model_dir: str, strategy=Non
     """Runs both stages with the shared trainer; returns (model, history, seconds)."""
     import tensorflow as tf
 
+    from keras_facemt.models.model_info import write_run_config
     from keras_facemt.models.mtfr import model as mtfr_model
     from keras_facemt.models.mtfr.losses import loss_terms
-    from keras_facemt.serving.model_source import RUN_CONFIG
-    from keras_facemt.io import write_json_atomic
+    from keras_facemt.models.registry import get_system
     from keras_facemt.training.trainer import Trainer, TrainerConfig
 
     terms = loss_terms(cfg.attributes, exp.attribute_weight)
@@ -77,10 +71,8 @@ def train(exp: MTFRExperiment, cfg, train_dir: str, model_dir: str, strategy=Non
                       checkpoint_every_loops=10),
         strategy=strategy if strategy is not None else tf.distribute.get_strategy(),
     )
-    write_json_atomic(os.path.join(model_dir, RUN_CONFIG), {
-        "system": "mtfr", "preset": exp.preset, "config": dataclasses.asdict(cfg), "domains": {},
-        "datasets": [os.path.basename(os.path.normpath(train_dir))], "experiment": exp.name,
-    })
+    if trainer.is_chief:
+        write_run_config(model_dir, get_system("mtfr").model_info(cfg, exp.preset), exp.name, {"train": train_dir})
     t = time.time()
     history = trainer.train()
     seconds = time.time() - t
@@ -105,58 +97,74 @@ def evaluate(model, cfg, exp: MTFRExperiment, data: Dict, train_labels: np.ndarr
     return {"metrics": metrics, "baselines": {"pixels": pixels, "chance_verification": 0.5}}
 
 
-def run_experiment(exp: MTFRExperiment, model_dir: str, cache_dir: Optional[str] = None, strategy=None,
-                   resume: bool = False, deterministic: bool = False, train_data: Optional[str] = None,
-                   log: Callable[[str], None] = print) -> Dict[str, object]:
-    """Runs ``exp`` end to end into ``model_dir``; returns the results dict.
+DEFAULT_EXPERIMENT = "mtfr"
+DATA_TASKS = ("train",)
 
-    Args:
-        cache_dir: where rendered data is kept between runs (default ``<model_dir>/data``).
-        resume: continue from the checkpoint in ``model_dir``; without it an existing
-            checkpoint is refused.
-        train_data: a converted dataset (identity + ``celeba/<name>`` labels, aligned
-            crops) to train on instead of the synthetic training population.
+
+def add_arguments(parser) -> None:
+    """MTFR's own flags for ``facemt train mtfr``."""
+    parser.add_argument("--steps", default=None, help="STAGE1,STAGE2 updates, e.g. 1400,600")
+
+
+def parse_steps(text: str) -> dict:
+    """``"STAGE1,STAGE2"`` -> experiment overrides.
 
     Raises:
-        ConfigError: a checkpoint in ``model_dir`` without ``resume``.
+        ConfigError: for anything but two non-negative integers.
     """
-    from keras_facemt.io import write_json_atomic, write_text_atomic
-    from keras_facemt.machine import machine_info
+    try:
+        s1, s2 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--steps must be STAGE1,STAGE2. Received: --steps={text!r}") from None
+    if min(s1, s2) < 0:
+        raise ConfigError(f"--steps must be non-negative. Received: --steps={text!r}")
+    return {"stage1_steps": s1, "stage2_steps": s2}
 
-    if not resume and _has_checkpoint(model_dir):
-        raise ConfigError(f"{model_dir} already holds a checkpoint. Pass --resume to continue that run, or choose "
-                          f"another --model-dir. Received: model_dir={model_dir!r}")
-    os.makedirs(model_dir, exist_ok=True)
+
+def configure(exp: MTFRExperiment, args) -> MTFRExperiment:
+    """``exp`` with the command line's ``--preset``, ``--seed`` and ``--steps``."""
+    overrides = {k: getattr(args, k) for k in ("preset", "seed") if getattr(args, k, None) is not None}
+    if getattr(args, "steps", None):
+        overrides.update(parse_steps(args.steps))
+    exp = dataclasses.replace(exp, **overrides) if overrides else exp
+    model_config(exp)  # validates the preset now, not after rendering
+    return exp
+
+
+def run(exp: MTFRExperiment, ctx) -> Dict[str, object]:
+    """Runs ``exp`` into ``ctx.model_dir`` (``training.runner.RunContext``); returns MTFR's results.
+
+    ``ctx.data["train"]``, when given, is a converted dataset (identity +
+    ``celeba/<name>`` labels, aligned crops) trained on instead of the synthetic
+    training population; evaluation stays on the synthetic held-out populations.
+    """
     t0 = time.time()
     timings: Dict[str, float] = {}
     cfg = model_config(exp)
     from keras_facemt.models.mtfr.data import prepare
 
-    data = prepare(exp, cfg.image_size, cache_dir or os.path.join(model_dir, "data"), log=log)
-    train_dir = train_data or data["train_dir"]
+    data = prepare(exp, cfg.image_size, ctx.cache_dir or ctx.path("data"), log=ctx.log)
+    train_dir = ctx.data.get("train") or data["train_dir"]
     timings["data"] = time.time() - t0
-    model, history, seconds = train(exp, cfg, train_dir, model_dir, strategy, deterministic, log=log)
+    model, history, seconds = train(exp, cfg, train_dir, ctx.model_dir, ctx.strategy, ctx.deterministic, log=ctx.log)
     timings["train"] = seconds
     t = time.time()
     train_labels = _train_labels(train_dir)
     res = evaluate(model, cfg, exp, data, train_labels)
     timings["evaluate"] = time.time() - t
-    timings["total"] = time.time() - t0
     results = {
-        "system": "mtfr", "experiment": dataclasses.asdict(exp), "config": dataclasses.asdict(cfg),
-        "machine": machine_info(), "params": int(model.count_params()),
+        "config": dataclasses.asdict(cfg), "params": int(model.count_params()),
         "train_images_per_second": exp.batch_size * (exp.stage1_steps + exp.stage2_steps) / max(seconds, 1e-9),
-        **res, "timings_seconds": timings,
+        **res, "timings_seconds": timings, "data_issues": history.get("data_issues", {}),
     }
-    results["headline"] = task.headline(results)
+    results["headline"] = task.headline(results, exp)
     from keras_facemt.models.registry import get_system
     from keras_facemt.serving.keras_format import save_model
 
     # The file says what it is: MTFR, its preset and config, its output declaration.
-    save_model(model, os.path.join(model_dir, "model.keras"),
-               info=get_system("mtfr").model_info(cfg, exp.preset))
-    write_json_atomic(os.path.join(model_dir, "results.json"), results)
-    write_text_atomic(os.path.join(model_dir, "results.md"), task.results_markdown(results))
-    for h in results["headline"]:
-        log(f"{h['metric']}: {h['model']:.4f} (baseline {h['baseline_name']} {h['baseline']:.4f})")
+    path = save_model(model, ctx.path("model.keras"), info=get_system("mtfr").model_info(cfg, exp.preset))
+    results["paths"] = {"model_keras": path}
     return results
+
+
+results_markdown = task.results_markdown

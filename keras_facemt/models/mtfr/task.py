@@ -150,36 +150,34 @@ def attribute_metrics(pred: np.ndarray, labels: np.ndarray, names: Sequence[str]
             "mean": float(np.mean(acc)), "mean_majority": float(np.mean(base))}
 
 
-def headline(results: Dict, model_name: str = "mtfr") -> List[Dict[str, object]]:
+def headline(results: Dict, exp) -> List[Dict[str, object]]:
     """One entry per headline metric, each next to its strongest trivial baseline."""
+    from keras_facemt.metrics.headline import headline_entry
+
     r, b = results["metrics"], results["baselines"]
     n = r["identification"]["gallery"]
-    out = []
-
-    def entry(metric, split, value, options):
-        name, base = max(options, key=lambda kv: kv[1])
-        out.append({"metric": metric, "split": split, "model": float(value), "baseline": float(base),
-                    "baseline_name": name, "higher_is_better": True})
-
-    entry("verification_accuracy_10fold", "unseen identities", r["verification"]["accuracy"],
-          [("chance", 0.5), ("raw pixels (cosine)", b["pixels"]["verification"]["accuracy"])])
-    entry("rank1_identification", f"unseen probes vs a gallery of {n:,} ({results['experiment']['distractors']:,} distractors)",
-          r["identification"]["rank1"], [("chance", r["identification"]["chance_rank1"]),
-                                          ("raw pixels (cosine)", b["pixels"]["identification"]["rank1"])])
+    pixels = "raw pixels (cosine)"
+    out = [
+        headline_entry("verification_accuracy_10fold", "unseen identities", r["verification"]["accuracy"],
+                       [("chance", 0.5), (pixels, b["pixels"]["verification"]["accuracy"])]),
+        headline_entry("rank1_identification", f"unseen probes vs a gallery of {n:,} ({exp.distractors:,} distractors)",
+                       r["identification"]["rank1"], [("chance", r["identification"]["chance_rank1"]),
+                                                      (pixels, b["pixels"]["identification"]["rank1"])]),
+    ]
     for far, tar in r["tar_at_far"].items():
         if far in ("impostors", "genuine"):
             continue
-        entry(f"tar_at_far_{far}", "unseen probes vs gallery", tar,
-              [("chance", float(far)), ("raw pixels (cosine)", b["pixels"]["tar_at_far"].get(far, 0.0))])
+        out.append(headline_entry(f"tar_at_far_{far}", "unseen probes vs gallery", tar,
+                                  [("chance", float(far)), (pixels, b["pixels"]["tar_at_far"].get(far, 0.0))]))
     if "attributes" in r:
-        entry("mean_attribute_accuracy", "unseen identities", r["attributes"]["mean"],
-              [("majority class", r["attributes"]["mean_majority"])])
+        out.append(headline_entry("mean_attribute_accuracy", "unseen identities", r["attributes"]["mean"],
+                                  [("majority class", r["attributes"]["mean_majority"])]))
     return out
 
 
 def results_markdown(results: Dict) -> str:
     """``results.md``: headline table, Table 4 layout, CMC, timings."""
-    exp = results["experiment"]
+    exp = results["experiment_config"]
     lines = [f"# MTFR results: {exp['name']}", "",
              f"Preset `{exp['preset']}`, {exp['train_identities']} training identities x {exp['images_per_identity']} "
              f"images, stage 1 {exp['stage1_steps']} + stage 2 {exp['stage2_steps']} steps (batch {exp['batch_size']}). "
