@@ -81,3 +81,31 @@ def test_bad_inputs_are_one_line_errors(ifan_file, converted, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "carries no labels for this ifan model's tasks ['landmarks']" in err
     assert main(["evaluate", "--model", str(tmp_path / "missing.keras"), "--data", converted["mtfl"]]) == 2
+
+
+def test_embedding_model_is_scored_on_converted_lfw_pairs(tmp_path, capsys):
+    """An embedding model on a converted LFW: 10-fold protocol over pairs.json (here 2 folds x 2 pairs)."""
+    from keras_facemt.data.codec import decode_image
+    from keras_facemt.data.shards import iter_records, list_shards
+    from keras_facemt.inference.analyzer import FaceAnalyzer
+    from keras_facemt.metrics.verification import verification_accuracy
+    from tests.fixtures_layouts import make_lfw
+    from tfrecords_tools.convert_lfw import LfwConverter
+
+    lay = make_lfw(str(tmp_path / "src"))
+    data = str(tmp_path / "lfw")
+    run_conversion(LfwConverter(**lay.kwargs), data)
+    path = save_model(build_model("mtfr", "tiny"), str(tmp_path / "mtfr.keras"))
+    out = str(tmp_path / "report.json")
+    assert main(["evaluate", "--model", path, "--data", data, "--out", out]) == 0, capsys.readouterr().err
+    ver = json.load(open(out))["datasets"][data]["tasks"]["verification"]
+    assert ver["pairs"] == 4 and ver["folds"] == 2 and ver["examples"] == 5 and ver["baseline_name"] == "chance"
+    # The same protocol by hand: each fixture pair's two images by file name, their
+    # embeddings, cosine scores, the published pairs' same/different labels.
+    images = {rec.source_id: decode_image(rec.image) for p in list_shards(data, "test") for rec in iter_records(p)}
+    analyzer = FaceAnalyzer(path)
+    emb = {k: analyzer([im])[0][0].embedding for k, im in images.items()}
+    by_name = {k.replace("\\", "/").split("lfw/")[-1]: k for k in emb}
+    scores = [float(np.dot(emb[by_name[x]], emb[by_name[y]])) for _, x, y, _ in lay.pairs]
+    expected = verification_accuracy(scores, [s for *_, s in lay.pairs], folds=[f for f, *_ in lay.pairs])
+    assert ver["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-6)

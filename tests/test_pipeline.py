@@ -13,7 +13,6 @@ from keras_facemt.data import schema
 from keras_facemt.data.codec import FaceRecord, encode_image, encode_label_map
 from keras_facemt.data.error_log import ErrorLog, raise_data_errors
 from keras_facemt.data.pipeline import build_dataset, check_task_presence, steps_per_epoch
-from keras_facemt.data.sampler import mix_streams
 from keras_facemt.data.shards import ShardWriter
 from keras_facemt.errors import ConfigError, DataError
 
@@ -427,46 +426,6 @@ def test_unmappable_landmark_scheme_is_a_config_error(tmp_path):
     d = _write(tmp_path / "ds", [_record(0, scheme="mtfl5"), _record(1, scheme="none")])
     with pytest.raises(ConfigError, match="No landmark subset map from 'mtfl5' to 'ibug68'"):
         build_dataset(_cfg(d, landmark_scheme="ibug68"))
-
-
-# ------------------------------------------------------------------ mixing
-def test_round_robin_mixing_fills_missing_keys_with_zero_presence(tmp_path):
-    a = _write(tmp_path / "a", [_record(i) for i in range(4)])
-    b = _write(tmp_path / "b", [_record(10 + i, scheme="none") for i in range(4)])
-    ds_a = build_dataset(_cfg(a, name="lm", tasks=("landmarks", "identity"), domain=0))
-    ds_b = build_dataset(_cfg(b, name="emo", tasks=("emotion", "identity"), domain=1))
-    batches = _all(mix_streams({"lm": ds_a, "emo": ds_b}))
-    # Sorted names: "emo" first, then alternate.
-    assert [int(x["domain"][0]) for x in batches] == [1, 0, 1, 0]
-    for x in batches:
-        assert set(x) >= {"landmarks", "attr/emotion", "has_landmarks", "has_attr/emotion"}
-        if x["domain"][0] == 1:
-            assert np.all(x["has_landmarks"] == 0) and np.all(x["landmarks"] == 0)
-        else:
-            assert np.all(x["has_attr/emotion"] == 0)
-
-
-def test_weighted_per_example_mixing(tmp_path):
-    a = _write(tmp_path / "a", [_record(i) for i in range(4)])
-    b = _write(tmp_path / "b", [_record(10 + i) for i in range(4)])
-    streams = {n: build_dataset(_cfg(d, name=n, tasks=("identity",), domain=k, repeat=True))
-               for k, (n, d) in enumerate([("a", a), ("b", b)])}
-    mixed = mix_streams(streams, weights={"a": 3.0, "b": 1.0}, seed=5, batch_size=8)
-    domains = np.concatenate([x["domain"] for x in _all(mixed.take(20))])
-    assert mixed.element_spec["image"].shape[0] == 8
-    assert 0.65 < np.mean(domains == 0) < 0.85
-    again = np.concatenate([x["domain"] for x in _all(mix_streams(streams, {"a": 3.0, "b": 1.0}, 5, 8).take(20))])
-    np.testing.assert_array_equal(domains, again)
-    with pytest.raises(ConfigError, match="missing: \\['b'\\]"):
-        mix_streams(streams, weights={"a": 1.0})
-
-
-def test_mixing_crops_and_scenes_is_a_config_error(tmp_path):
-    a = _write(tmp_path / "a", [_record(0)])
-    crops = build_dataset(_cfg(a, tasks=("identity",)))
-    scenes = build_dataset(_cfg(a, tasks=("identity",), mode="scenes", max_faces=2))
-    with pytest.raises(ConfigError, match="disagree on key"):
-        mix_streams({"c": crops, "s": scenes})
 
 
 # ------------------------------------------------------------------ damaged shard files

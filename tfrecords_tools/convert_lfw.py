@@ -129,32 +129,3 @@ class LfwConverter(Converter):
             "identities.json": json.dumps({"num_identities": len(self._names), "names": self._names},
                                           indent=1).encode(),
         }
-
-
-def read_pairs(data_dir: str):
-    """Reads ``pairs.json`` of a converted LFW dataset for the verification metric.
-
-    Returns:
-        ``(a, b, same, folds)``: source ids ``[P]`` of each pair's images, ``same``
-        bool ``[P]`` and ``folds`` int ``[P]``, ready for
-        ``metrics.verification.verification_accuracy(scores, same, folds=folds)``.
-
-    Raises:
-        DataError: if the file is missing or malformed.
-    """
-    import numpy as np
-
-    path = os.path.join(data_dir, "pairs.json")
-    try:
-        with open(path) as f:
-            obj = json.load(f)
-        pairs = obj["pairs"]
-        a = [p["a"] for p in pairs]
-        b = [p["b"] for p in pairs]
-        same = np.array([bool(p["same"]) for p in pairs])
-        folds = np.array([int(p["fold"]) for p in pairs], np.int64)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no pairs file (convert LFW with `facemt convert lfw`).") from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: malformed pairs file ({e}).") from None
-    return a, b, same, folds

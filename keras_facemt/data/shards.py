@@ -28,7 +28,7 @@ import tensorflow as tf
 from keras_facemt.data import schema
 from keras_facemt.data.codec import FaceRecord
 from keras_facemt.errors import DataError
-from keras_facemt.io import swap_directory, write_json_atomic  # noqa: F401  (write_json_atomic: public here too)
+from keras_facemt.io import swap_directory, write_json_atomic
 
 MANIFEST = "dataset.json"
 FORMAT_VERSION = 1

@@ -21,7 +21,8 @@ import shutil
 import tempfile
 from typing import Callable, Optional, Tuple
 
-from keras_facemt.data.shards import read_manifest, write_json_atomic
+from keras_facemt.data.shards import read_manifest
+from keras_facemt.io import write_json_atomic
 from keras_facemt.errors import DataError
 
 CACHE_ENV = "FACEMT_CACHE_DIR"

@@ -27,7 +27,8 @@ still beat them.
 
 from __future__ import annotations
 
-from typing import Dict, List
+import dataclasses
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -40,13 +41,66 @@ from keras_facemt.metrics.parsing_fscore import parsing_fscores
 FAILURE_THRESHOLD = 0.1
 
 
-def _present(labels: Dict[str, np.ndarray], key: str, n: int) -> np.ndarray:
-    return np.asarray(labels.get(key, np.zeros(n))).reshape(n, -1)[:, 0] > 0
+@dataclasses.dataclass(frozen=True)
+class Scorer:
+    """How one declared per-image output is scored: metric name, direction, label keys."""
+
+    metric: str
+    higher_is_better: bool
+    label_key: Optional[str]
+    presence_key: Optional[str]
 
 
-def _activate(values, activation: str) -> np.ndarray:
+def scorer_for(spec) -> Optional[Scorer]:
+    """The labelled metric of a per-image output declaration, or None (unscored kind)."""
+    if spec.kind == "landmarks":
+        return Scorer("nme", False, batch_keys.LANDMARKS, batch_keys.HAS_LANDMARKS)
+    if spec.kind == "parsing_logits":
+        return Scorer("overall_fscore", True, batch_keys.PARSING, batch_keys.HAS_PARSING)
+    if spec.kind == "class_logits":
+        return Scorer("accuracy", True, batch_keys.attr(spec.task), batch_keys.has_attr(spec.task))
+    if spec.kind == "regression":
+        return Scorer("mae", False, batch_keys.attr(spec.task), batch_keys.has_attr(spec.task))
+    if spec.kind == "pose":
+        return Scorer("mae_degrees", False, batch_keys.POSE, batch_keys.HAS_POSE)
+    if spec.kind == "multilabel":
+        return Scorer("mean_accuracy", True, None, None)
+    if spec.kind == "embedding":
+        return Scorer("cosine", True, None, None)
+    return None
+
+
+def probabilities(values, activation: str) -> np.ndarray:
+    """Declared raw values as probabilities (``sigmoid`` applied where declared)."""
     z = np.asarray(values, np.float64)
     return 1.0 / (1.0 + np.exp(-z)) if activation == "sigmoid" else z
+
+
+def _label_map_on_grid(target, shape) -> np.ndarray:
+    """Nearest-neighbour resampling of ``[N, H, W]`` label maps to the prediction grid."""
+    target = np.asarray(target)
+    if target.shape[1:3] == tuple(shape):
+        return target
+    rows = np.arange(shape[0]) * target.shape[1] // shape[0]
+    cols = np.arange(shape[1]) * target.shape[2] // shape[1]
+    return target[:, rows][:, :, cols]
+
+
+def score(spec, scorer: Scorer, pred, target, visible=None) -> float:
+    """``scorer``'s metric of predictions ``pred`` against ``target`` (labels or reference values)."""
+    if scorer.metric == "nme":
+        return landmark_error.nme(pred, target, spec.scheme, visible=visible)
+    if scorer.metric == "overall_fscore":
+        labels = np.asarray(pred).argmax(-1)
+        return float(parsing_fscores(labels, _label_map_on_grid(target, labels.shape[1:]))["overall"])
+    if scorer.metric == "accuracy":
+        labels = np.asarray(pred).argmax(-1)
+        return float(np.mean(labels == np.asarray(target).reshape(-1))) if labels.size else float("nan")
+    return float(np.mean(np.abs(np.asarray(pred, np.float64).reshape(np.shape(target)) - np.asarray(target))))
+
+
+def _present(labels: Dict[str, np.ndarray], key: str, n: int) -> np.ndarray:
+    return np.asarray(labels.get(key, np.zeros(n))).reshape(n, -1)[:, 0] > 0
 
 
 def landmark_metrics(pred, target, scheme: str, visible=None) -> Dict[str, float]:
@@ -71,7 +125,8 @@ def _crop_output_metrics(spec, pred, labels, n) -> Dict[str, object]:
         keep = _present(labels, batch_keys.HAS_PARSING, n)
         if batch_keys.PARSING not in labels or not keep.any():
             return {}
-        scores = parsing_fscores(np.asarray(pred)[keep].argmax(-1), np.asarray(labels[batch_keys.PARSING])[keep])
+        labels_on_grid = _label_map_on_grid(np.asarray(labels[batch_keys.PARSING])[keep], np.shape(pred)[1:3])
+        scores = parsing_fscores(np.asarray(pred)[keep].argmax(-1), labels_on_grid)
         # Table 2's columns (eyes, brows, nose, mouth parts, skin, hair, background).
         return {"overall_fscore": float(scores["overall"]),
                 **{f"fscore/{k}": float(v) for k, v in scores["table2"].items()},
@@ -83,7 +138,7 @@ def _crop_output_metrics(spec, pred, labels, n) -> Dict[str, object]:
             return {}
         target = np.asarray(labels[key]).reshape(n)[keep]
         if spec.kind == "class_logits":
-            acc = float(np.mean(np.asarray(pred)[keep].argmax(-1) == target))
+            acc = score(spec, scorer_for(spec), np.asarray(pred)[keep], target)
             majority = float(np.max(np.bincount(target.astype(np.int64))) / len(target))
             return {"accuracy": acc, "baseline": majority, "baseline_name": "majority class of this split",
                     "examples": int(keep.sum())}
@@ -92,7 +147,7 @@ def _crop_output_metrics(spec, pred, labels, n) -> Dict[str, object]:
                 "baseline": float(np.mean(np.abs(target - target.mean()))),
                 "baseline_name": "mean of this split", "examples": int(keep.sum())}
     if spec.kind == "multilabel":
-        probs = _activate(pred, spec.activation)
+        probs = probabilities(pred, spec.activation)
         per_label, base = {}, {}
         for j, name in enumerate(spec.names):
             keep = _present(labels, batch_keys.has_attr(name), n)

@@ -14,22 +14,7 @@ from __future__ import annotations
 import os
 from typing import Dict, List
 
-import numpy as np
-
 from keras_facemt.errors import DataError
-
-
-def _predict(model, inputs: Dict[str, np.ndarray], spec, batch_size: int = 64) -> Dict[str, np.ndarray]:
-    chunks: Dict[str, List[np.ndarray]] = {k: [] for k in spec.outputs}
-    takes_domain = "domain" in model.input
-    for start in range(0, len(inputs["image"]), batch_size):
-        feed = {"image": inputs["image"][start:start + batch_size]}
-        if takes_domain:
-            feed["domain"] = inputs["domain"][start:start + batch_size]
-        out = model(feed, training=False)
-        for k in chunks:
-            chunks[k].append(np.asarray(out[k]))
-    return {k: np.concatenate(v, axis=0) for k, v in chunks.items()}
 
 
 def evaluate(model_path: str, data_dirs: List[str], split: str = "test", domain=None,
@@ -44,10 +29,12 @@ def evaluate(model_path: str, data_dirs: List[str], split: str = "test", domain=
             outputs are scored against.
     """
     from keras_facemt.data import shards
+    from keras_facemt.data.pairs import has_pairs
     from keras_facemt.evaluation.declared_metrics import evaluate_declared_outputs
     from keras_facemt.inference.analyzer import deployable_model
     from keras_facemt.models.model_info import resolve_domain
     from keras_facemt.serving.verification_data import load_verification_data, model_tasks
+    from keras_facemt.serving.verify import keras_outputs
 
     model, info = deployable_model(model_path)
     frozen = resolve_domain(domain, info.domains)
@@ -65,10 +52,70 @@ def evaluate(model_path: str, data_dirs: List[str], split: str = "test", domain=
             raise DataError(f"{data_dir}: its {split!r} split carries no labels for this {info.system} model's "
                             f"tasks {sorted(set(wanted))} (it has {sorted(k for k, v in presence.items() if v)}).")
         data = load_verification_data(model, [data_dir], split, max_examples, dict(info.domains), frozen)
-        outputs = _predict(model, data.inputs, info.serving)
+        outputs = keras_outputs(model, data.inputs, {k: k for k in info.serving.outputs}, batch_size=64)
         results = evaluate_declared_outputs(info.serving, outputs, data.labels)
+        if info.serving.key_of("embedding", per_face=info.serving.detecting) and has_pairs(data_dir):
+            results["verification"] = pair_verification(model, data_dir, split)
         report["datasets"][data_dir] = {"examples": data.num_examples, "tasks": results}
     return report
+
+
+def pair_verification(model, data_dir: str, split: str, batch_size: int = 64) -> Dict[str, object]:
+    """10-fold verification of an embedding model on ``data_dir``'s ``pairs.json`` (the LFW protocol).
+
+    Each image of the split goes through ``FaceAnalyzer`` (its declared
+    preprocessing; 5-point alignment from the record's landmarks where the model
+    aligns and the record has them); a pair's score is the cosine of the two
+    images' embeddings (the most confident face of a detector's output).
+
+    Raises:
+        DataError: a pair naming an image the split does not hold.
+    """
+    import numpy as np
+
+    from keras_facemt.data import shards
+    from keras_facemt.data.codec import decode_image
+    from keras_facemt.data.landmarks import convert_points
+    from keras_facemt.data.pairs import read_pairs
+    from keras_facemt.inference.analyzer import FaceAnalyzer
+    from keras_facemt.metrics.verification import verification_accuracy
+
+    a, b, same, folds = read_pairs(data_dir)
+    wanted = set(a) | set(b)
+    analyzer = FaceAnalyzer(model, batch_size=batch_size)
+    align = analyzer.spec.preprocessing.align
+    images, points, ids = [], [], []
+    for path in shards.list_shards(data_dir, split):
+        for rec in shards.iter_records(path):
+            if rec.source_id not in wanted:
+                continue
+            image = decode_image(rec.image, rec.source_id)
+            lm = None
+            if align and rec.landmarks is not None and len(rec.landmarks):
+                five, _ = convert_points(rec.landmarks[0], None, rec.landmark_scheme, align)
+                lm = np.asarray(five, np.float32) * [image.shape[1], image.shape[0]]
+            images.append(image)
+            points.append(lm)
+            ids.append(rec.source_id)
+    missing = sorted(wanted - set(ids))
+    if missing:
+        raise DataError(f"{data_dir}: pairs.json names {len(missing)} image(s) its {split!r} split lacks, e.g. "
+                        f"{missing[:3]}.")
+    embeddings = {}
+    for start in range(0, len(images), batch_size):
+        chunk = slice(start, start + batch_size)
+        lms = points[chunk] if align and all(p is not None for p in points[chunk]) else None
+        for sid, faces in zip(ids[chunk], analyzer(images[chunk], landmarks=lms)):
+            best = max(faces, key=lambda f: f.score, default=None)
+            embeddings[sid] = None if best is None or best.embedding is None else np.asarray(best.embedding)
+    no_face = sum(e is None for e in embeddings.values())
+    dim = next((len(e) for e in embeddings.values() if e is not None), 1)
+    vec = {k: (np.zeros(dim) if e is None else e / max(np.linalg.norm(e), 1e-12)) for k, e in embeddings.items()}
+    scores = np.array([float(np.dot(vec[x], vec[y])) for x, y in zip(a, b)])
+    result = verification_accuracy(scores, same, folds=folds)
+    return {"accuracy": float(result["accuracy"]), "std": float(result["std"]), "pairs": int(len(scores)),
+            "folds": int(len(np.unique(folds))), "images_without_face": int(no_face),
+            "baseline": 0.5, "baseline_name": "chance", "examples": int(len(embeddings))}
 
 
 def run(args) -> int:

@@ -63,7 +63,7 @@ def read_images(paths: List[str]) -> List[np.ndarray]:
 
 
 def run(args) -> int:
-    from keras_facemt.data.shards import write_json_atomic
+    from keras_facemt.io import write_json_atomic
     from keras_facemt.inference.analyzer import FaceAnalyzer
 
     from keras_facemt.output_paths import check_output_dir, check_output_file

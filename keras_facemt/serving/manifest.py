@@ -160,7 +160,7 @@ def _declaration(spec, key: str):
 
 def write_manifest(directory: str, manifest: Dict[str, object]) -> str:
     """Writes ``manifest.json`` atomically; returns its path."""
-    from keras_facemt.data.shards import write_json_atomic
+    from keras_facemt.io import write_json_atomic
 
     path = os.path.join(directory, MANIFEST)
     write_json_atomic(path, manifest)

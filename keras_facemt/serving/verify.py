@@ -36,6 +36,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 
 from keras_facemt.errors import ExportError
+from keras_facemt.evaluation.declared_metrics import probabilities, score, scorer_for
 from keras_facemt.serving import signatures as sig
 from keras_facemt.serving.detection_checks import detection_task_metrics
 from keras_facemt.serving.verification_rules import (  # noqa: F401  (limits are part of this module's API)
@@ -251,36 +252,6 @@ def compare_outputs(
 
 
 # ----------------------------------------------------------------------------- task metrics
-def _landmark_nme(pred, target, scheme: str, visible=None) -> float:
-    from keras_facemt.metrics.landmark_error import nme
-
-    return nme(pred, target, scheme, visible=visible)
-
-
-def _parsing_fscore(pred_logits, target) -> float:
-    from keras_facemt.metrics.parsing_fscore import parsing_fscores
-
-    pred = np.asarray(pred_logits).argmax(-1)
-    target = np.asarray(target)
-    if target.shape[1:] != pred.shape[1:]:
-        # Nearest-neighbour resampling of the label map to the prediction grid.
-        rows = np.arange(pred.shape[1]) * target.shape[1] // pred.shape[1]
-        cols = np.arange(pred.shape[2]) * target.shape[2] // pred.shape[2]
-        target = target[:, rows][:, :, cols]
-    score = parsing_fscores(pred, target)["overall"]
-    return float(score)
-
-
-def _accuracy(pred_logits, target) -> float:
-    pred = np.asarray(pred_logits).argmax(-1)
-    return float(np.mean(pred == np.asarray(target).reshape(-1))) if pred.size else float("nan")
-
-
-def _probabilities(values, activation: str) -> np.ndarray:
-    z = np.asarray(values, np.float64)
-    return 1.0 / (1.0 + np.exp(-z)) if activation == "sigmoid" else z
-
-
 def _mean_cosine(a, b) -> float:
     a = np.asarray(a, np.float64).reshape(len(a), -1)
     b = np.asarray(b, np.float64).reshape(len(b), -1)
@@ -288,53 +259,12 @@ def _mean_cosine(a, b) -> float:
     return float(np.mean(np.sum(a * b, axis=1) / den)) if len(a) else float("nan")
 
 
-@dataclasses.dataclass(frozen=True)
-class _Scorer:
-    """How one declared output is scored: metric name, direction, label keys."""
-
-    metric: str
-    higher_is_better: bool
-    label_key: Optional[str]
-    presence_key: Optional[str]
-
-
-def _scorer(spec) -> Optional[_Scorer]:
-    """The labelled metric of a per-image output declaration, or None (unscored kind)."""
-    from keras_facemt.data import batch as batch_keys
-
-    if spec.kind == "landmarks":
-        return _Scorer("nme", False, batch_keys.LANDMARKS, batch_keys.HAS_LANDMARKS)
-    if spec.kind == "parsing_logits":
-        return _Scorer("overall_fscore", True, batch_keys.PARSING, batch_keys.HAS_PARSING)
-    if spec.kind == "class_logits":
-        return _Scorer("accuracy", True, batch_keys.attr(spec.task), batch_keys.has_attr(spec.task))
-    if spec.kind == "regression":
-        return _Scorer("mae", False, batch_keys.attr(spec.task), batch_keys.has_attr(spec.task))
-    if spec.kind == "pose":
-        return _Scorer("mae_degrees", False, batch_keys.POSE, batch_keys.HAS_POSE)
-    if spec.kind == "multilabel":
-        return _Scorer("mean_accuracy", True, None, None)
-    if spec.kind == "embedding":
-        return _Scorer("cosine", True, None, None)
-    return None
-
-
-def _score(spec, scorer: _Scorer, pred, target, visible=None) -> float:
-    if scorer.metric == "nme":
-        return _landmark_nme(pred, target, spec.scheme, visible)
-    if scorer.metric == "overall_fscore":
-        return _parsing_fscore(pred, target)
-    if scorer.metric == "accuracy":
-        return _accuracy(pred, target)
-    return float(np.mean(np.abs(np.asarray(pred, np.float64).reshape(np.shape(target)) - np.asarray(target))))
-
-
 def _multilabel_accuracy(spec, ref, exp, labels) -> Tuple[float, float, str, int]:
     """Mean per-label accuracy at 0.5 of the Keras and exported outputs, against the
     labels where the held-out data carry them, else against the Keras decisions."""
     from keras_facemt.data import batch as batch_keys
 
-    ref_p, exp_p = _probabilities(ref, spec.activation), _probabilities(exp, spec.activation)
+    ref_p, exp_p = probabilities(ref, spec.activation), probabilities(exp, spec.activation)
     k_acc, e_acc, count = [], [], 0
     for j, name in enumerate(spec.names):
         keep = np.asarray(labels.get(batch_keys.has_attr(name), np.zeros(len(ref)))).reshape(-1) > 0
@@ -369,7 +299,7 @@ def task_metrics(
         return detection_task_metrics(outputs, reference, labels, spec)
     results: Dict[str, Dict[str, object]] = {}
     for name, out_spec in sorted(spec.outputs.items()):
-        scorer = _scorer(out_spec)
+        scorer = scorer_for(out_spec)
         if scorer is None or name not in reference:
             continue
         task_name = out_spec.task or name
@@ -398,8 +328,8 @@ def task_metrics(
         visible = None
         if scorer.metric == "nme" and source == "labels" and batch_keys.LANDMARKS_VISIBLE in labels:
             visible = np.asarray(labels[batch_keys.LANDMARKS_VISIBLE])[keep]
-        k_val = _score(out_spec, scorer, ref_pred, target, visible)
-        e_val = _score(out_spec, scorer, exp_pred, target, visible)
+        k_val = score(out_spec, scorer, ref_pred, target, visible)
+        e_val = score(out_spec, scorer, exp_pred, target, visible)
         if source == "keras":
             # The reference is perfect by construction; the loss is the distance from it.
             if scorer.higher_is_better:

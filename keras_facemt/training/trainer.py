@@ -749,7 +749,7 @@ class Trainer:
         self.history["global_step"] = step
         self.history["nonfinite_steps"] = int(self._nonfinite_var.numpy())
         if self._chief:
-            from keras_facemt.data.shards import write_json_atomic
+            from keras_facemt.io import write_json_atomic
 
             # History first: a kill between the two leaves history ahead of the
             # checkpoint, and resume drops entries past the restored step.

@@ -53,7 +53,7 @@ def run_ablation(exp, out_dir: str, cache_dir: str = None, variants=None, report
     """Trains and scores each variant (resuming finished ones from ``<out_dir>/<variant>/scores.json``)."""
     import json
 
-    from keras_facemt.data.shards import write_json_atomic
+    from keras_facemt.io import write_json_atomic
     from keras_facemt.models.mtfr import job
     from keras_facemt.models.mtfr.data import prepare
 
