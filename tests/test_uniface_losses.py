@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 
 from keras_facemt.errors import ConfigError
-from keras_facemt.models.uniface import losses
+from keras_facemt.losses import detection as losses
+from keras_facemt.models.uniface import losses as uniface_losses
 from keras_facemt.models.uniface import model as uniface
 from keras_facemt.ops import anchors as anchor_ops
 from keras_facemt.ops import boxes as box_ops
@@ -82,7 +83,7 @@ def test_no_face_image_mines_min_negatives_only():
     np.testing.assert_allclose(losses.classification_loss_fn(targets, min_negatives=5)(batch, logits).numpy(),
                                [5 * ce], rtol=1e-5)
     np.testing.assert_allclose(losses.box_loss_fn(targets)(batch, logits[..., :1].repeat(4, -1)).numpy(), [0])
-    assert losses.mimic_loss_fn()(batch, np.zeros((1, 1, 4), np.float32)).numpy().tolist() == [0.0]
+    assert uniface_losses.mimic_loss_fn()(batch, np.zeros((1, 1, 4), np.float32)).numpy().tolist() == [0.0]
 
 
 def test_mimic_loss_is_mean_squared_l2_over_faces():
@@ -90,7 +91,7 @@ def test_mimic_loss_is_mean_squared_l2_over_faces():
     emb = np.zeros((1, 3, 4), np.float32)
     emb[0, 1] = 3.0
     # Face 0: ||0 - 1||^2 = 4; face 1: ||3 - 1||^2 = 16; padded face ignored.
-    np.testing.assert_allclose(losses.mimic_loss_fn()(batch, emb).numpy(), [10.0])
+    np.testing.assert_allclose(uniface_losses.mimic_loss_fn()(batch, emb).numpy(), [10.0])
 
 
 def test_loss_terms_and_a_few_steps_reduce_the_loss():
@@ -98,10 +99,10 @@ def test_loss_terms_and_a_few_steps_reduce_the_loss():
     keras.utils.set_random_seed(1)
     model = uniface.build_model(cfg)
     anchors = uniface.model_anchors(model, cfg.level_anchor_sizes(), cfg.aspect_ratios)
-    terms = losses.loss_terms(anchors, cfg.variances)
+    terms = uniface_losses.loss_terms(anchors, cfg.variances)
     assert [t.name for t in terms] == ["detection/cls", "detection/box", "detection/landmarks", "mimic"]
     with pytest.raises(ConfigError, match="weights"):
-        losses.loss_terms(anchors, weights=(1, 1))
+        uniface_losses.loss_terms(anchors, weights=(1, 1))
     with pytest.raises(ConfigError, match="matcher"):
         losses.DetectionTargets(anchors, matcher="hungarian")
     rng = np.random.default_rng(0)
