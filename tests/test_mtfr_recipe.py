@@ -14,7 +14,7 @@ from keras_facemt.models.mtfr.experiments import get_experiment
 from keras_facemt.models.registry import get_system
 from keras_facemt.training.runner import RunContext, run_experiment
 from keras_facemt.training.train_command import main as facemt_train
-from keras_facemt.models.mtfr.serving import export_mtfr, load_deployable
+from keras_facemt.models.mtfr.export import export_mtfr, load_deployable
 
 pytestmark = pytest.mark.slow
 

@@ -107,7 +107,8 @@ def pseudo_label_attributes(in_dir: str, out_dir: str, predict: Callable[[np.nda
 
 def mtfr_predictor(path: str):
     """``(predict, attribute_names, input_size)`` of an MTFR run or export directory."""
-    from keras_facemt.models.mtfr.serving import ATTRIBUTES_KEY, load_deployable
+    from keras_facemt.models.mtfr.export import load_deployable
+    from keras_facemt.models.mtfr.serving import ATTRIBUTES_KEY
 
     model, names, _ = load_deployable(path)
     size = tuple(int(v) for v in model.input["image"].shape[1:3]) if isinstance(model.input, dict) else \

@@ -23,7 +23,6 @@ import os
 import time
 from typing import Callable, Dict
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -301,9 +300,10 @@ def run(exp: UnifaceExperiment, ctx) -> Dict:
         dim = model_config(exp, "A").embedding_dim
         images, ids, lms = render_faces(exp, exp.teacher_crops, exp.seed + 1, exp.face_image_size)
         crops = aligned_crops(images, lms, exp.teacher_size)
-        keras.utils.set_random_seed(exp.seed)
-        teacher = build_teacher(exp.teacher_size, exp.teacher_widths, dim)
-        teacher_fit = train_teacher(teacher, crops, ids, exp.num_identities, steps=exp.teacher_steps, seed=exp.seed)
+        teacher, teacher_fit = train_teacher(
+            lambda: build_teacher(exp.teacher_size, exp.teacher_widths, dim), crops, ids, exp.num_identities,
+            ctx.path("teacher"), steps=exp.teacher_steps, seed=exp.seed, strategy=ctx.strategy,
+            deterministic=ctx.deterministic)
         teacher_path = ctx.path("teacher.keras")
         with atomic_path(teacher_path, suffix=".keras") as tmp:
             teacher.save(tmp)

@@ -14,7 +14,7 @@ the two-stage pipeline that ``bench/bench_uniface_faces.py`` compares against.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence, Tuple
 
 import keras
 import tensorflow as tf
@@ -91,60 +91,90 @@ def margin_softmax_loss(labels, cosines, scale: float = 16.0, margin: float = 0.
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
-def train_teacher(embedder: keras.Model, crops, labels, num_classes: int, steps: int = 300, batch_size: int = 64,
-                  learning_rate: float = 2e-3, seed: int = 0, augment: bool = True) -> dict:
-    """Trains ``embedder`` on aligned crops with identity labels (margin softmax).
+def teacher_training_model(embedder: keras.Model, num_classes: int) -> keras.Model:
+    """``{"image"} -> {"embedding", "cosines"}``: the embedder with its class centres (training only)."""
+    image = keras.Input(tuple(embedder.inputs[0].shape[1:]), name="image")
+    embedding = embedder(image)
+    cosines = CosineClassifier(num_classes, name="identity_centres")(embedding)
+    return keras.Model({"image": image}, {"embedding": embedding, "cosines": cosines}, name="teacher_training")
+
+
+def _identity_margin_loss(batch, cosines):
+    return margin_softmax_loss(batch["identity"], cosines)
+
+
+def train_teacher(build_embedder: Callable[[], keras.Model], crops, labels, num_classes: int, model_dir: str,
+                  steps: int = 300, batch_size: int = 64, learning_rate: float = 2e-3, seed: int = 0,
+                  augment: bool = True, strategy=None, deterministic: bool = False) -> Tuple[keras.Model, dict]:
+    """Trains the embedder on aligned crops with identity labels (margin softmax), with the shared trainer.
 
     Args:
-        embedder: from ``build_teacher``.
+        build_embedder: returns a fresh ``build_teacher`` network (built inside the
+            trainer's strategy scope).
         crops: float ``[N, S, S, 3]`` aligned crops in [0, 1].
         labels: int ``[N]`` identity ids in ``[0, num_classes)``.
         num_classes: K.
+        model_dir: the teacher's run directory (checkpoints; a killed run resumes).
         steps: optimizer updates.
         batch_size: crops per update.
         learning_rate: Adam learning rate (cosine-decayed to 1% over ``steps``).
-        seed: shuffling / augmentation seed.
+        seed: shuffling / augmentation / initialisation seed.
         augment: photometric jitter (brightness, contrast); no flips, which would
             mirror identity cues.
+        strategy: ``tf.distribute.Strategy`` (default: the current one).
+        deterministic: TensorFlow op determinism.
 
     Returns:
-        ``{"loss": [...], "accuracy": final training accuracy}``.
+        ``(embedder, {"loss_before", "loss_after", "accuracy"})``: the trained
+        embedder, and the margin loss and classification accuracy over the training
+        crops (un-augmented) before and after training.
+
+    Raises:
+        ConfigError: labels outside ``[0, num_classes)``.
     """
     import numpy as np
+
+    from keras_facemt.training.schedule import LearningRate, LossTerm, Phase
+    from keras_facemt.training.trainer import Trainer, TrainerConfig
 
     labels = np.asarray(labels, np.int64)
     if labels.size == 0 or labels.min() < 0 or labels.max() >= num_classes:
         raise ConfigError(f"Teacher labels must be in [0, {num_classes}). Received: labels range "
                           f"{(int(labels.min()), int(labels.max())) if labels.size else 'empty'}")
-    classifier = CosineClassifier(num_classes, name="identity_centres")
-    classifier.build((None, embedder.outputs[0].shape[-1]))
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(steps, 1), alpha=0.01)
-    opt = keras.optimizers.Adam(schedule)
-    variables = embedder.trainable_variables + classifier.trainable_variables
-    opt.build(variables)
-    ds = tf.data.Dataset.from_tensor_slices((np.asarray(crops, np.float32), labels))
-    ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size)
-    if augment:
-        def jitter(x, y):
-            x = tf.image.random_brightness(x, 0.1, seed=seed)
-            x = tf.image.random_contrast(x, 0.8, 1.2, seed=seed)
-            return tf.clip_by_value(x, 0.0, 1.0), y
+    crops = np.asarray(crops, np.float32)
 
-        ds = ds.map(jitter)
+    def stream(input_context=None):
+        ds = tf.data.Dataset.from_tensor_slices({"image": crops, "identity": labels,
+                                                 "has_identity": np.ones(len(labels), np.float32)})
+        if input_context is not None and input_context.num_input_pipelines > 1:
+            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).repeat()
+        per_replica = batch_size if input_context is None else input_context.get_per_replica_batch_size(batch_size)
+        ds = ds.batch(per_replica, drop_remainder=True)
+        if augment:
+            def jitter(b):
+                x = tf.image.random_brightness(b["image"], 0.1, seed=seed)
+                x = tf.image.random_contrast(x, 0.8, 1.2, seed=seed)
+                return {**b, "image": tf.clip_by_value(x, 0.0, 1.0)}
 
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            cos = classifier(embedder(x, training=True))
-            loss = tf.reduce_mean(margin_softmax_loss(y, cos))
-        grads = tape.gradient(loss, variables)
-        opt.apply_gradients(zip(grads, variables))
-        acc = tf.reduce_mean(tf.cast(tf.argmax(cos, -1) == tf.cast(y, tf.int64), tf.float32))
-        return loss, acc
+            ds = ds.map(jitter)
+        return ds
 
-    losses, acc = [], 0.0
-    for x, y in ds.take(int(steps)):
-        loss, a = step(x, y)
-        losses.append(float(loss))
-        acc = float(a)
-    return {"loss": losses, "accuracy": acc}
+    term = LossTerm("identity", "cosines", "has_identity", _identity_margin_loss)
+    phase = Phase("teacher", int(steps), ("crops",),
+                  learning_rate=LearningRate(learning_rate, learning_rate * 0.01, "cosine"))
+    trainer = Trainer(lambda: teacher_training_model(build_embedder(), num_classes), (term,), {"crops": stream},
+                      [phase], TrainerConfig(model_dir=model_dir, steps_per_loop=20, optimizer="adam", seed=seed,
+                                             deterministic=deterministic, summaries=False, progress=False),
+                      strategy=strategy if strategy is not None else tf.distribute.get_strategy())
+
+    def fit():
+        out = trainer.model.predict({"image": crops}, batch_size=256, verbose=0)
+        loss = float(np.mean(margin_softmax_loss(labels, out["cosines"]).numpy()))
+        return loss, float(np.mean(out["cosines"].argmax(-1) == labels))
+
+    before, _ = fit()
+    trainer.train()
+    after, accuracy = fit()
+    embedder = next(layer for layer in trainer.model.layers if isinstance(layer, keras.Model))
+    return embedder, {"loss_before": before, "loss_after": after, "accuracy": accuracy}
