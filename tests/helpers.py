@@ -93,3 +93,43 @@ def run_export_test(model, batches, tmp_path, formats=("keras", "saved_model", "
     assert manifest["verification"]["passed"]
     assert all(c["passed"] for c in manifest["verification"]["checks"])
     return manifest
+
+
+def kill_after_a_checkpoint(argv, run_dir, cwd, timeout_s: float = 600.0) -> int:
+    """Starts ``argv`` (a training command writing into ``run_dir``) and SIGKILLs it as
+    soon as a checkpoint past step 0 exists; returns the checkpoint's step.
+
+    Raises:
+        AssertionError: when the process ended (or the time ran out) before a
+            checkpoint past step 0 appeared, with its stderr.
+    """
+    import signal
+    import subprocess
+    import time
+
+    from keras_facemt.training.checkpointing import checkpoint_step, latest_checkpoint
+
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    killed_at = None
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            latest = latest_checkpoint(str(run_dir))
+            if latest is not None and checkpoint_step(latest) > 0:
+                killed_at = checkpoint_step(latest)
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None and killed_at is None:
+            proc.kill()
+        err = proc.communicate(timeout=120)[1].decode(errors="replace")
+    assert killed_at is not None and proc.returncode == -signal.SIGKILL, err[-3000:]
+    return killed_at
+
+
+def keras_weights(path):
+    """The weights of a saved ``.keras`` model, as NumPy arrays."""
+    from keras_facemt.serving.keras_format import load_model
+
+    return [np.asarray(w) for w in load_model(str(path)).weights]

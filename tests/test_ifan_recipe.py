@@ -186,32 +186,3 @@ def test_smoke_experiment_beats_the_strongest_trivial_baselines(ifan_smoke_run):
     a, b = from_keras(feed, training=False), from_ckpt(feed, training=False)
     for key in ("landmarks", "parsing_logits", "emotion_logits"):
         np.testing.assert_allclose(np.asarray(a[key]), np.asarray(b[key]), atol=1e-5)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_deterministic_rerun_gives_the_same_weights_and_results(tmp_path, ifan_short_deterministic_run,
-                                                                 synth_cache_dir):
-    """``--deterministic``: a rerun of the same command, in another process on this
-    machine, gives identical weights, history and results."""
-    import subprocess
-
-    import keras
-
-    from keras_facemt.serving.keras_format import load_model
-    from tests.conftest import ROOT, ifan_recipe_argv
-
-    proc = subprocess.run(ifan_recipe_argv(tmp_path / "b", synth_cache_dir), cwd=ROOT, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = []
-    for run_dir in (ifan_short_deterministic_run, tmp_path / "b"):
-        with open(run_dir / "results.json") as f:
-            results = json.load(f)
-        assert results["experiment_config"]["deterministic"] is True
-        runs.append((results, load_model(str(run_dir / "model.keras"))))
-    (ra, ma), (rb, mb) = runs
-    assert ra["final"] == rb["final"]
-    assert [h["metrics"] for h in ra["history"]] == [h["metrics"] for h in rb["history"]]
-    for va, vb in zip(ma.weights, mb.weights):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(va), keras.ops.convert_to_numpy(vb), err_msg=va.path)

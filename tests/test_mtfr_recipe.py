@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,16 +16,28 @@ from keras_facemt.models.mtfr.experiments import get_experiment
 from keras_facemt.models.registry import get_system
 from keras_facemt.training.runner import RunContext, run_experiment
 from keras_facemt.training.train_command import main as facemt_train
+from tests.conftest import ROOT
+from tests.helpers import keras_weights, kill_after_a_checkpoint
 from keras_facemt.models.mtfr.export import export_mtfr, load_deployable
 
 pytestmark = pytest.mark.slow
 
 
+SMOKE = ["mtfr", "--experiment", "mtfr_smoke", "--deterministic"]
+
+
+def _facemt_argv(*args):
+    return [sys.executable, "-m", "keras_facemt.cli", "train", *args]
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
+    """The deterministic smoke run, in its own process: the reference of the resume test too."""
     root = tmp_path_factory.mktemp("mtfr")
     run, cache = str(root / "run"), str(root / "cache")
-    assert facemt_train(["mtfr", "--experiment", "mtfr_smoke", "--model-dir", run, "--cache-dir", cache]) == 0
+    proc = subprocess.run(_facemt_argv(*SMOKE, "--model-dir", run, "--cache-dir", cache), cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     with open(os.path.join(run, "results.json")) as f:
         return run, cache, json.load(f)
 
@@ -56,6 +70,25 @@ def test_resume_of_a_finished_run_reproduces_its_results(smoke_run):
     again = run_experiment(get_system("mtfr"), get_experiment("mtfr_smoke"),
                            RunContext(run, cache_dir=cache, resume=True, log=lambda *_: None))
     assert again["run"]["resumed"] and again["system"] == "mtfr" and again["experiment"] == "mtfr_smoke"
+    assert [h["model"] for h in again["headline"]] == pytest.approx([h["model"] for h in results["headline"]])
+
+
+@pytest.mark.timeout(1200)
+def test_sigkill_then_resume_through_the_runner_gives_the_uninterrupted_run(smoke_run, tmp_path):
+    reference, cache, results = smoke_run
+    run = tmp_path / "run"
+    argv = _facemt_argv(*SMOKE, "--model-dir", str(run), "--cache-dir", cache)
+    killed_at = kill_after_a_checkpoint(argv, run, ROOT)
+    total = json.loads(open(os.path.join(reference, "history.json")).read())["global_step"]
+    assert 0 < killed_at < total, "the run finished before it could be killed"
+    resumed = subprocess.run(argv + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    again = json.loads((run / "results.json").read_text())
+    assert again["run"]["resumed"] is True
+    assert json.loads((run / "history.json").read_text())["global_step"] == total
+    # Same final step and same data order: the weights of the uninterrupted run.
+    for a, b in zip(keras_weights(run / "model.keras"), keras_weights(os.path.join(reference, "model.keras"))):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     assert [h["model"] for h in again["headline"]] == pytest.approx([h["model"] for h in results["headline"]])
 
 
