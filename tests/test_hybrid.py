@@ -124,3 +124,36 @@ def test_experiments_are_named_and_validated():
         exp.with_tasks(("parsing", "gender"))
     with pytest.raises(ConfigError, match="iterations=-1"):
         get_experiment("ifan_3t", iterations=-1)
+
+
+def test_literal_stage2_gives_every_batch_one_update_per_iteration():
+    """Algorithm 1, lines 12-14: for a sampled batch, ITER + 1 separate updates, update i on iteration i's loss."""
+    tasks, iters = ("landmarks", "emotion"), 2
+    phases = hybrid.algorithm1_phases(tasks, 0, 4, iterations=iters, literal_stage2=True)
+    stage2 = [p for p in phases if p.name.startswith("finetune")]
+    assert len(stage2) == 1
+    p = stage2[0]
+    # Two sampled batches per task (4 updates of the summed rule) -> 2 x 2 x 3 updates.
+    assert p.steps == 4 * (iters + 1)
+    assert p.streams == ("landmarks@iterations",) * 3 + ("emotion@iterations",) * 3
+    terms = hybrid.task_loss_terms(tasks, iters) + hybrid.per_iteration_terms(tasks, iters)
+    validate_schedule(phases, terms, list(tasks) + [hybrid.literal_stream(t) for t in tasks], ("main", "iter0"))
+    active = [t.name for t in p.active_terms(terms)]
+    assert sorted(active) == sorted(f"{t}/update_iter_{i}" for t in tasks for i in range(iters + 1))
+
+    # The stream side: each batch becomes ITER + 1 consecutive copies; copy i is labelled
+    # for iteration i's term only.
+    has = np.array([1.0, 0.0, 1.0], np.float32)
+    ds = tf.data.Dataset.from_tensor_slices({"image": np.arange(6, dtype=np.float32).reshape(2, 3),
+                                             "has_landmarks": np.stack([has, 1 - has])}).map(lambda b: b)
+    copies = list(hybrid.per_iteration_copies(ds, "landmarks", iters).as_numpy_iterator())
+    assert len(copies) == 2 * (iters + 1)
+    for k, c in enumerate(copies):
+        batch, i = divmod(k, iters + 1)
+        np.testing.assert_array_equal(c["image"], np.arange(6, dtype=np.float32).reshape(2, 3)[batch])
+        for j in range(iters + 1):
+            expected = c["has_landmarks"] if j == i else np.zeros_like(c["has_landmarks"])
+            np.testing.assert_array_equal(c[f"has_landmarks@iter_{j}"], expected)
+    # Summed (default) rule: one update per sampled batch on every iteration's term.
+    summed = [q for q in hybrid.algorithm1_phases(tasks, 0, 4, iterations=iters) if q.name.startswith("finetune")]
+    assert summed[0].steps == 4 and summed[0].streams == tasks

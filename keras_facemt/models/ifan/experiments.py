@@ -99,6 +99,11 @@ class IFANExperiment:
         shuffle: shuffle the training examples. Without it the global batches do
             not depend on how many input pipelines (workers) read the shards, which
             lets a multi-worker run be compared with a single process.
+        literal_stage2: Algorithm 1's stage 2 to the letter (lines 12-14): every
+            sampled batch gets ITER + 1 separate updates, one per interaction
+            iteration's loss. Off (default): one update on the sum of the
+            iterations' losses (Eq. 6's objective, one backward pass). Both consume
+            the same number of batches per epoch.
     """
 
     name: str
@@ -127,6 +132,7 @@ class IFANExperiment:
     init_landmark_prior: bool = True
     deterministic: bool = False
     shuffle: bool = True
+    literal_stage2: bool = False
 
     def __post_init__(self):
         from keras_facemt.models.ifan.hybrid import check_tasks

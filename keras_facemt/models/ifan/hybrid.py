@@ -63,9 +63,64 @@ def check_tasks(tasks: Sequence[str]) -> tuple:
     return tasks
 
 
-def ifan_loss_terms(cfg, weights: Mapping[str, float] = None) -> List[LossTerm]:
-    """The loss terms of an ``IFANConfig`` (its ``tasks`` and ``iterations``); see ``task_loss_terms``."""
-    return task_loss_terms(cfg.tasks, cfg.iterations, weights)
+def ifan_loss_terms(cfg, weights: Mapping[str, float] = None, literal_stage2: bool = False) -> List[LossTerm]:
+    """The loss terms of an ``IFANConfig`` (its ``tasks`` and ``iterations``); see ``task_loss_terms``.
+
+    With ``literal_stage2`` the terms of Algorithm 1's literal stage 2 are added
+    (``per_iteration_terms``).
+    """
+    terms = task_loss_terms(cfg.tasks, cfg.iterations, weights)
+    if literal_stage2:
+        terms += per_iteration_terms(cfg.tasks, cfg.iterations, weights)
+    return terms
+
+
+def literal_stream(task: str) -> str:
+    """Name of ``task``'s stage-2 stream in the literal Algorithm 1 (each batch repeated per iteration)."""
+    return f"{task}@iterations"
+
+
+def iteration_presence(task: str, iteration: int) -> str:
+    """Batch key of ``task``'s presence in the copy of a batch that trains iteration ``iteration``."""
+    return f"{B.presence(task)}@iter_{iteration}"
+
+
+def per_iteration_terms(tasks: Sequence[str], iterations: int, weights: Mapping[str, float] = None
+                        ) -> List[LossTerm]:
+    """Terms ``"<task>/update_iter_<i>"``: the iteration-``i`` loss, present only in the
+    ``i``-th copy of a batch (``per_iteration_copies``), so each copy is one of
+    Algorithm 1's ITER + 1 separate updates (lines 12-14)."""
+    weights = dict(weights or {})
+    return [LossTerm(f"{task}/update_iter_{i}", output_key(task, i), iteration_presence(task, i), task_loss(task),
+                     float(weights.get(task, 1.0)))
+            for task in check_tasks(tasks) for i in range(iterations + 1)]
+
+
+def per_iteration_copies(dataset, task: str, iterations: int):
+    """Each batch of ``dataset`` as ITER + 1 consecutive copies; copy ``i`` carries
+    ``iteration_presence(task, i)`` = the task's presence flags, the other iterations' 0.
+
+    Args:
+        dataset: ``tf.data.Dataset`` of batch dicts of ``task``.
+        task: the task whose presence key (``has_landmarks``, ...) is split.
+        iterations: ITER.
+
+    Returns:
+        The dataset of copies, ``(ITER + 1)`` times as long.
+    """
+    import tensorflow as tf
+
+    key = B.presence(task)
+
+    def copies(batch):
+        def one(i):
+            flags = {iteration_presence(task, j): batch[key] * tf.cast(tf.equal(i, j), batch[key].dtype)
+                     for j in range(iterations + 1)}
+            return {**batch, **flags}
+
+        return tf.data.Dataset.range(iterations + 1).map(one)
+
+    return dataset.flat_map(copies)
 
 
 def task_loss_terms(tasks: Sequence[str], iterations: int, weights: Mapping[str, float] = None) -> List[LossTerm]:
@@ -109,6 +164,7 @@ def algorithm1_phases(
     finetune_final_lr: float = 1e-6,
     iterations: int = 2,
     eval_points: int = 1,
+    literal_stage2: bool = False,
 ) -> List[Phase]:
     """Algorithm 1 as phases.
 
@@ -124,6 +180,11 @@ def algorithm1_phases(
         iterations: ITER; stage 2 trains ``<task>/iter_0 .. iter_ITER``.
         eval_points: pieces each stage-1 task and stage 2 are cut into; the trainer
             evaluates at the end of every piece.
+        literal_stage2: stage 2 as Algorithm 1 writes it: each task's batch is used
+            for ITER + 1 consecutive updates, update ``i`` on the iteration-``i`` loss
+            alone (streams ``literal_stream(task)``, terms ``per_iteration_terms``);
+            ``finetune_steps`` then counts sampled batches, and the phase makes
+            ITER + 1 times as many updates.
 
     Returns:
         phases named ``pretrain_<task>[_k]`` (model ``iter0``) then ``finetune[_k]``.
@@ -170,11 +231,12 @@ def algorithm1_phases(
     trainable = SHARED_PATTERNS + ("decoder_*", "reencoder_*")
     # Pieces hold whole rounds so each piece starts with the first task again.
     round_pieces = _split(rounds, eval_points)
-    total = rounds * len(tasks)
+    copies = iterations + 1 if literal_stage2 else 1
+    total = rounds * len(tasks) * copies
     done = 0
     ratio = finetune_final_lr / finetune_lr
     for k, r in enumerate(round_pieces):
-        steps = r * len(tasks)
+        steps = r * len(tasks) * copies
         if steps == 0 and len(round_pieces) > 1:
             continue
         # Geometric decay over the whole stage, continued piece to piece.
@@ -185,9 +247,9 @@ def algorithm1_phases(
         phases.append(Phase(
             name=f"finetune{suffix}",
             steps=steps,
-            streams=tasks,
+            streams=tuple(literal_stream(t) for t in tasks for _ in range(copies)) if literal_stage2 else tasks,
             mode="alternate",
-            loss_terms=tuple(f"{t}/iter_*" for t in tasks),
+            loss_terms=tuple(f"{t}/update_iter_*" if literal_stage2 else f"{t}/iter_*" for t in tasks),
             trainable=trainable,
             learning_rate=lr,
             model="main",

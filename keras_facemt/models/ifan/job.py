@@ -117,7 +117,8 @@ def schedule(exp: IFANExperiment, dirs: Mapping[str, str]):
     rounds = hybrid.steps_for_epochs(exp.finetune_epochs, max(per_epoch.values()), 1)
     return hybrid.algorithm1_phases(exp.tasks, pretrain, rounds * len(exp.tasks), pretrain_lr=exp.pretrain_lr,
                                     finetune_lr=exp.finetune_lr, finetune_final_lr=exp.finetune_final_lr,
-                                    iterations=exp.iterations, eval_points=exp.eval_points)
+                                    iterations=exp.iterations, eval_points=exp.eval_points,
+                                    literal_stage2=exp.literal_stage2)
 
 
 def stage_of(phase_name: str) -> str:
@@ -155,6 +156,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tasks", default=None, help="comma-separated tasks, in stage-1 order (default: the experiment's)")
     parser.add_argument("--iter", type=int, default=None, help="ITER, task-interaction iterations (>= 0)")
     parser.add_argument("--epochs", default=None, help="fine-tuning epochs, or PRETRAIN,FINETUNE epochs (e.g. 30,200)")
+    parser.add_argument("--literal-stage2", action="store_true",
+                        help="Algorithm 1's stage 2 to the letter: ITER + 1 separate updates per sampled batch")
 
 
 def configure(exp: IFANExperiment, args) -> IFANExperiment:
@@ -198,6 +201,8 @@ def configure(exp: IFANExperiment, args) -> IFANExperiment:
         exp = dataclasses.replace(exp, finetune_epochs=parts[-1], **({"pretrain_epochs": parts[0]} if len(parts) == 2 else {}))
     if getattr(args, "deterministic", False):
         exp = dataclasses.replace(exp, deterministic=True)
+    if getattr(args, "literal_stage2", False):
+        exp = dataclasses.replace(exp, literal_stage2=True)
     exp.model_config()  # validates the preset and the model overrides now, not after data generation
     return exp
 
@@ -220,8 +225,13 @@ def run(exp: IFANExperiment, ctx) -> Dict[str, object]:
     model_dir = ctx.model_dir
     dirs = prepare_data(exp, ctx.cache_dir, log)
     phases = schedule(exp, dirs)
-    terms = hybrid.ifan_loss_terms(model_cfg)
+    terms = hybrid.ifan_loss_terms(model_cfg, literal_stage2=exp.literal_stage2)
     train_streams = {t: make_stream(exp, t, dirs[t], training=True) for t in exp.tasks}
+    if exp.literal_stage2:
+        for t in exp.tasks:
+            train_streams[hybrid.literal_stream(t)] = (
+                lambda ctx, cfg=train_streams[t], t=t: hybrid.per_iteration_copies(build_dataset(cfg, ctx), t,
+                                                                                    exp.iterations))
     test_streams = {t: make_stream(exp, t, dirs[t], training=False) for t in exp.tasks}
     t_data = time.time()
 
@@ -262,7 +272,7 @@ def run(exp: IFANExperiment, ctx) -> Dict[str, object]:
         strategy=ctx.strategy,
         eval_fn=eval_fn,
     )
-    distribution = describe_distribution(trainer.strategy, {t: s.global_batch_size for t, s in train_streams.items()})
+    distribution = describe_distribution(trainer.strategy, {t: train_streams[t].global_batch_size for t in exp.tasks})
     # Written before training so that `facemt export --model-dir` can rebuild the
     # model from any checkpoint of this run, finished or not.
     from keras_facemt.models.model_info import write_run_config
