@@ -7,6 +7,8 @@ Trains, with the same data, schedule and model size:
   iterations, each evaluated at Iter0 .. IterITER,
 * 3T without re-encoders (predictions resized into the feedback, Sec. 4.3.2),
 * 3T with one BatchNorm shared by all datasets (Sec. 4.3.3),
+* 3T with Algorithm 1's stage 2 to the letter (ITER + 1 separate updates per
+  sampled batch) instead of one update on the summed iterations' losses,
 
 and writes one table (``ablation.md``, ``ablation.json``) of the parsing overall
 F-score, landmark NME and emotion accuracy, with the trivial baselines. Effects are
@@ -52,6 +54,8 @@ def variants(base, iterations: int):
                     dataclasses.replace(full, model_overrides=tuple({**overrides, "reencoders": False}.items()))))
         out.append(("shared_bn", f"{label} with shared BN",
                     dataclasses.replace(full, model_overrides=tuple({**overrides, "shared_bn": True}.items()))))
+        out.append(("ifan_literal", f"{label} literal Algorithm 1 stage 2",
+                    dataclasses.replace(full, literal_stage2=True)))
     return out
 
 
