@@ -136,8 +136,9 @@ class Phase:
 
 
 def validate_schedule(phases: Sequence[Phase], terms: Sequence[LossTerm], streams: Sequence[str],
-                      models: Sequence[str] = ("main",)) -> None:
-    """Checks that every phase names known streams, models and at least one term.
+                      models: Optional[Sequence[str]] = ("main",)) -> None:
+    """Checks that every phase names known streams, at least one term and (unless
+    ``models`` is None, before the models exist) a known model.
 
     Raises:
         ConfigError: naming the phase and the unknown name.
@@ -149,10 +150,21 @@ def validate_schedule(phases: Sequence[Phase], terms: Sequence[LossTerm], stream
         for s in p.streams:
             if s not in streams:
                 raise ConfigError(f"Phase {p.name!r} uses unknown stream {s!r}; streams: {sorted(streams)}. Received: stream={s!r}")
-        if p.model not in models:
-            raise ConfigError(f"Phase {p.name!r} uses unknown model {p.model!r}; models: {sorted(models)}.")
         if not p.active_terms(terms):
             raise ConfigError(f"Phase {p.name!r}: loss_terms {p.loss_terms} match no LossTerm; terms: {names}")
+    if models is not None:
+        check_phase_models(phases, models)
+
+
+def check_phase_models(phases: Sequence[Phase], models: Sequence[str]) -> None:
+    """Every phase names one of ``models``.
+
+    Raises:
+        ConfigError: naming the phase and its unknown model.
+    """
+    for p in phases:
+        if p.model not in models:
+            raise ConfigError(f"Phase {p.name!r} uses unknown model {p.model!r}; models: {sorted(models)}.")
 
 
 def phase_at(phases: Sequence[Phase], global_step: int) -> Tuple[int, int]:

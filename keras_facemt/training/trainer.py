@@ -1,205 +1,59 @@
 """The strategy-aware custom training loop every recipe uses (DESIGN.md, "Training").
 
-One ``Trainer`` runs a list of ``Phase`` over named data streams and ``LossTerm``:
+One ``Trainer`` runs a list of ``Phase`` over named data streams and ``LossTerm``.
+It is the host loop; its parts live beside it:
 
-* Models, optimizer, step counters and the checkpoint live under ``strategy.scope()``;
-  the optimizer is built on every trainable variable before the loop, so phases that
-  train a subset never create optimizer slots inside a ``tf.function``.
-* A replica step evaluates the phase's loss terms on the replica's batch. A term is
-  ``weight * sum_b(presence_b * loss_b) / N`` with N the number of labelled examples of
-  the *global* batch (all-reduced), so the replicas' contributions add up to the
-  single-device loss of the global batch and the summed gradients (the optimizer
-  all-reduces with SUM) equal the single-device gradient.
-* ``steps_per_loop`` updates run inside one ``tf.function`` (a ``tf.range`` loop whose
-  body is unrolled over the phase's stream cycle, since streams have different batch
-  shapes). Between loops, on the host: metrics, TensorBoard, progress bar,
-  checkpoints, evaluation.
-* Phases are data (``training/schedule.py``): which streams feed the updates
-  (``alternate``: update i uses ``streams[i % n]``; ``mix``: one batch of each stream
-  concatenated), which loss terms count, which variables train, the learning rate.
-  iFAN's Algorithm 1 and TFN's four stages are lists of phases.
-* Resume: a restarted trainer with the same ``model_dir`` restores the latest
-  checkpoint and continues at its global step. Each stream is rebuilt and skips the
-  batches the schedule already consumed, so the resumed run sees the data order an
-  uninterrupted run would have seen (given deterministic datasets).
-* Non-finite guard: an update whose loss or gradient is not finite is skipped (the
-  optimizer state is untouched) and counted in the graph; the host warns and raises
-  ``TrainingError`` once more than ``max_nonfinite_steps`` were skipped.
+* ``trainer_config.TrainerConfig``: the options, validated once.
+* ``streams.Streams``: the named streams, each phase's distributed iterators and the
+  batches a resumed run skips (each stream's contract checked once, when a phase's
+  iterators are made).
+* ``replica_step.ReplicaStep``: one replica's update: the loss terms normalised by
+  the *global* labelled count, gradients, global-norm clipping, the non-finite guard.
+* ``run_state.RunState``: the checkpoint, its manager, ``history.json`` and the step
+  counters: restore and save.
+
+The host loop: models, optimizer and run state are created under
+``strategy.scope()`` (the optimizer is built on every trainable variable before the
+loop, so phases that train a subset never create optimizer slots inside a
+``tf.function``); ``steps_per_loop`` updates run inside one ``tf.function`` (a
+``tf.range`` loop whose body is unrolled over the phase's stream cycle, since streams
+have different batch shapes); between loops, on the host: metrics, TensorBoard, the
+progress bar, checkpoints, evaluation. Phases are data (``training/schedule.py``):
+which streams feed the updates (``alternate``: update i uses ``streams[i % n]``;
+``mix``: one batch of each stream concatenated), which loss terms count, which
+variables train, the learning rate. A restarted trainer with the same ``model_dir``
+continues at the restored global step with the data order an uninterrupted run
+would have seen. An update whose loss or gradient is not finite is skipped and
+counted; the host warns and raises ``TrainingError`` once more than
+``max_nonfinite_steps`` were skipped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
-import shutil
 import time
 import warnings
-from typing import Callable, Dict, Mapping, Optional, Sequence, Union
+from typing import Callable, Dict, Mapping, Optional, Sequence
 
 import keras
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from keras_facemt.data.error_log import DEFAULT_ERROR_LOG, raise_data_errors
-from keras_facemt.errors import CheckpointError, ConfigError, TrainingError
-from keras_facemt.losses.masked_reduction import masked_sum, presence_count
+from keras_facemt.errors import ConfigError, TrainingError
 from keras_facemt.training import checkpointing
 from keras_facemt.training import strategy as strategy_lib
 from keras_facemt.training.progress import ProgressBar
-from keras_facemt.training.schedule import LossTerm, Phase, phase_at, total_steps, validate_schedule
+from keras_facemt.training.replica_step import ReplicaStep, missing_output_error
+from keras_facemt.training.run_state import RunState
+from keras_facemt.training.schedule import (LossTerm, Phase, check_phase_models, phase_at, total_steps,
+                                            validate_schedule)
+from keras_facemt.training.streams import StreamSpec, Streams
+from keras_facemt.training.trainer_config import OPTIMIZERS, TrainerConfig
 
 logger = logging.getLogger(__name__)
-
-OPTIMIZERS = {
-    "rmsprop": keras.optimizers.RMSprop,
-    "adam": keras.optimizers.Adam,
-    "sgd": keras.optimizers.SGD,
-}
-MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
-MODEL_INPUT_KEYS = ("image", "domain")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainerConfig:
-    """Options of the training loop.
-
-    Attributes:
-        model_dir: run directory: checkpoints, ``history.json``, TensorBoard ``logs/``.
-            A restarted run with the same directory resumes.
-        steps_per_loop: updates per ``tf.function`` call. In ``alternate`` phases it
-            is rounded up to a multiple of the number of streams so every call starts
-            a fresh stream cycle.
-        checkpoint_every_loops: save a checkpoint every this many loops (and always at
-            the end of a phase).
-        max_to_keep: checkpoints kept.
-        optimizer: ``"rmsprop"`` (iFAN), ``"adam"`` or ``"sgd"``.
-        optimizer_kwargs: extra constructor arguments (``momentum``, ``rho``, ...); the
-            learning rate comes from the phases.
-        clipnorm: clip the global (all-replica) gradient norm to this value.
-        mixed_precision: ``None``, ``"mixed_float16"`` (with dynamic loss scaling) or
-            ``"mixed_bfloat16"``.
-        jit_compile: compile each replica's forward and backward pass with XLA (one
-            replica, or GPU replicas).
-        seed: seed of Python, NumPy, TensorFlow and Keras random state.
-        deterministic: enable TensorFlow op determinism (same seed and config give
-            identical weights).
-        max_nonfinite_steps: skipped non-finite updates tolerated before
-            ``TrainingError``.
-        summaries: write TensorBoard summaries under ``model_dir/logs``.
-        progress: show a progress bar on stderr.
-        eval_every_steps: also call ``eval_fn`` when a loop crosses a multiple of this
-            many steps (0: only at the end of each phase).
-    """
-
-    model_dir: str
-    steps_per_loop: int = 10
-    checkpoint_every_loops: int = 1
-    max_to_keep: int = 3
-    optimizer: str = "rmsprop"
-    optimizer_kwargs: dict = dataclasses.field(default_factory=dict)
-    clipnorm: Optional[float] = None
-    mixed_precision: Optional[str] = None
-    jit_compile: bool = False
-    seed: int = 0
-    deterministic: bool = False
-    max_nonfinite_steps: int = 10
-    summaries: bool = True
-    progress: bool = True
-    eval_every_steps: int = 0
-
-    def __post_init__(self):
-        if not isinstance(self.model_dir, str) or not self.model_dir:
-            raise ConfigError(f"model_dir must be a non-empty path. Received: model_dir={self.model_dir!r}")
-        for name in ("steps_per_loop", "checkpoint_every_loops", "max_to_keep"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
-        for name in ("max_nonfinite_steps", "eval_every_steps", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name} must be an integer >= 0. Received: {name}={value!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {sorted(OPTIMIZERS)}. Received: optimizer={self.optimizer!r}")
-        if not isinstance(self.optimizer_kwargs, Mapping):
-            raise ConfigError(f"optimizer_kwargs must be a dict. Received: optimizer_kwargs={self.optimizer_kwargs!r}")
-        for key in ("learning_rate", "clipnorm", "global_clipnorm", "clipvalue"):
-            if key in self.optimizer_kwargs:
-                raise ConfigError(
-                    f"optimizer_kwargs may not set {key!r}: learning rates come from the phases and clipping from "
-                    f"TrainerConfig.clipnorm (applied to the all-replica gradient). "
-                    f"Received: {key}={self.optimizer_kwargs[key]!r}"
-                )
-        if self.clipnorm is not None and not self.clipnorm > 0:
-            raise ConfigError(f"clipnorm must be > 0 or None. Received: clipnorm={self.clipnorm!r}")
-        if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION_POLICIES:
-            raise ConfigError(
-                f"mixed_precision must be None or one of {MIXED_PRECISION_POLICIES}. "
-                f"Received: mixed_precision={self.mixed_precision!r}"
-            )
-
-
-# A stream: a DataConfig, or callable(input_context) -> tf.data.Dataset of batch dicts.
-StreamSpec = Union[object, Callable[[Optional[tf.distribute.InputContext]], tf.data.Dataset]]
-
-
-def _is_data_config(spec) -> bool:
-    from keras_facemt.configs.data import DataConfig
-
-    return isinstance(spec, DataConfig)
-
-
-def _consumed_batches(phases: Sequence[Phase], phase_index: int, step_in_phase: int) -> Dict[str, int]:
-    """Batches (global steps' worth) each stream gave before ``(phase_index, step_in_phase)``."""
-    counts: Dict[str, int] = {}
-    for i, phase in enumerate(phases[: phase_index + 1]):
-        k = phase.steps if i < phase_index else step_in_phase
-        if phase.mode == "mix":
-            for s in phase.streams:
-                counts[s] = counts.get(s, 0) + k
-        else:
-            n = len(phase.streams)
-            for j, s in enumerate(phase.streams):
-                counts[s] = counts.get(s, 0) + (-(-(k - j) // n) if k > j else 0)
-    return counts
-
-
-def _concat_batches(names: Sequence[str], batches: Sequence[dict]) -> dict:
-    """Concatenates one batch per stream along the batch axis (``mix`` phases).
-
-    Keys are the union; a stream lacking a key contributes zeros, which for ``has_*``
-    keys means "not labelled".
-
-    Raises:
-        ConfigError: a key whose per-example shape differs between streams.
-    """
-    keys = []
-    for b in batches:
-        keys.extend(k for k in b if k not in keys)
-    out = {}
-    for key in keys:
-        ref_name, ref = next((n, b[key]) for n, b in zip(names, batches) if key in b)
-        parts = []
-        for name, b in zip(names, batches):
-            if key in b:
-                if not b[key].shape[1:].is_compatible_with(ref.shape[1:]) or b[key].dtype != ref.dtype:
-                    raise ConfigError(
-                        f"mix phase: batch key {key!r} has per-example shape {b[key].shape[1:]} ({b[key].dtype.name}) "
-                        f"in stream {name!r} but {ref.shape[1:]} ({ref.dtype.name}) in stream {ref_name!r}. "
-                        f"Received: streams={tuple(names)}"
-                    )
-                parts.append(b[key])
-            else:
-                if key == "image":
-                    raise ConfigError(
-                        f"mix phase: stream {name!r} yields batches without 'image'. Received: keys={sorted(b)}")
-                n = tf.shape(b["image"])[0]
-                shape = tf.concat([[n], tf.shape(ref)[1:]], axis=0)
-                parts.append(tf.zeros(shape, ref.dtype))
-        out[key] = tf.concat(parts, axis=0)
-    return out
-
 
 def write_scalar_summary(name: str, value: float, step: int) -> None:
     """Writes a TensorBoard scalar to the default summary writer.
@@ -242,14 +96,7 @@ class Trainer:
                  eval_fn: Optional[Callable] = None):
         if not isinstance(config, TrainerConfig):
             raise ConfigError(f"config must be a TrainerConfig. Received: config={type(config).__name__}")
-        if not streams:
-            raise ConfigError(f"streams must name at least one data stream. Received: streams={streams!r}")
-        for name, spec in streams.items():
-            if not (_is_data_config(spec) or callable(spec)):
-                raise ConfigError(
-                    f"stream {name!r} must be a DataConfig or a callable(input_context) -> tf.data.Dataset. "
-                    f"Received: {name}={type(spec).__name__}"
-                )
+        self.streams = Streams(streams)
         phases = tuple(phases)
         loss_terms = tuple(loss_terms)
         if not phases:
@@ -258,10 +105,10 @@ class Trainer:
             if phase.mode == "mix" and len(set(phase.streams)) != len(phase.streams):
                 raise ConfigError(
                     f"Phase {phase.name!r}: a mix phase lists each stream once. Received: streams={phase.streams}")
-        validate_schedule(phases, loss_terms, list(streams), models=_ANY_MODEL)
+        # Streams and terms now, before any model is built; the phases' models once they exist.
+        validate_schedule(phases, loss_terms, self.streams.names, models=None)
         self.config = config
         self.loss_terms = loss_terms
-        self.streams = dict(streams)
         self.phases = phases
         self.eval_fn = eval_fn
         self.strategy = strategy if strategy is not None else strategy_lib.get_strategy()
@@ -282,34 +129,15 @@ class Trainer:
                 self.optimizer = self._make_optimizer(phases[0].learning_rate.initial)
                 self._all_variables = self._union_trainable_variables()
                 self.optimizer.build(self._all_variables)
-                only_first = tf.VariableAggregation.ONLY_FIRST_REPLICA
-                self._step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
-                                             aggregation=only_first)
-                self._nonfinite_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_steps",
-                                                  aggregation=only_first)
-                main_weights = list(self.models["main"].weights)
-                main_ids = {id(v) for v in main_weights}
-                self.checkpoint = tf.train.Checkpoint(
-                    global_step=self._step_var,
-                    nonfinite_steps=self._nonfinite_var,
-                    optimizer=self.optimizer,
-                    optimizer_variables=checkpointing.variable_bag(self.optimizer.variables, with_names=False),
-                    submodels={k: m for k, m in self.models.items() if k != "main"},
-                    submodel_variables=checkpointing.variable_bag(
-                        [v for k, m in self.models.items() if k != "main" for v in m.weights
-                         if id(v) not in main_ids]),
-                    **{checkpointing.MODEL_KEY: self.models["main"],
-                       checkpointing.MODEL_VARIABLES_KEY: checkpointing.variable_bag(main_weights)},
-                )
+                self.state = RunState(config.model_dir, self.models, self.optimizer, self._chief, config.max_to_keep)
         finally:
             keras.mixed_precision.set_dtype_policy(previous_policy)
-        validate_schedule(phases, loss_terms, list(streams), models=list(self.models))
+        check_phase_models(phases, list(self.models))
         self._check_outputs()
         self._phase_variables = [self._select_variables(p) for p in phases]
+        self._replica_step = ReplicaStep(self.models, phases, loss_terms, self.optimizer, config)
         self._loop_fns: Dict[tuple, Callable] = {}
-        self._manager: Optional[tf.train.CheckpointManager] = None
         self._writer = None
-        self.history = {"global_step": 0, "phases": [], "evals": [], "nonfinite_steps": 0}
 
     # ------------------------------------------------------------------ set-up
 
@@ -338,7 +166,15 @@ class Trainer:
 
     @property
     def global_step(self) -> int:
-        return int(self._step_var.numpy())
+        return self.state.global_step
+
+    @property
+    def checkpoint(self) -> tf.train.Checkpoint:
+        return self.state.checkpoint
+
+    @property
+    def history(self) -> dict:
+        return self.state.history
 
     @staticmethod
     def _as_model_dict(built) -> Dict[str, keras.Model]:
@@ -381,11 +217,7 @@ class Trainer:
                 continue
             for term in phase.active_terms(self.loss_terms):
                 if term.output not in struct:
-                    raise ConfigError(
-                        f"LossTerm {term.name!r} (phase {phase.name!r}) reads model output {term.output!r}, "
-                        f"which model {phase.model!r} does not produce; outputs: {sorted(struct)}. "
-                        f"Received: output={term.output!r}"
-                    )
+                    raise missing_output_error(term, phase, sorted(struct))
 
     def _select_variables(self, phase: Phase) -> list:
         variables = [v for v in self.models[phase.model].trainable_variables if phase.selects_variable(v.path)]
@@ -396,225 +228,6 @@ class Trainer:
                 f"(variable paths look like {examples}). Received: trainable={phase.trainable}"
             )
         return variables
-
-    @property
-    def _uses_loss_scale(self) -> bool:
-        return isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
-
-    # ------------------------------------------------------------------ data
-
-    def _stream_dataset(self, name: str, input_context, skip_steps: int) -> tf.data.Dataset:
-        spec = self.streams[name]
-        if _is_data_config(spec):
-            from keras_facemt.data.pipeline import build_dataset
-
-            dataset = build_dataset(spec, input_context)
-        else:
-            dataset = spec(input_context)
-        if not isinstance(dataset, tf.data.Dataset):
-            raise ConfigError(f"stream {name!r} must produce a tf.data.Dataset. Received: {type(dataset).__name__}")
-        if not isinstance(dataset.element_spec, Mapping) or "image" not in dataset.element_spec:
-            raise ConfigError(
-                f"stream {name!r} must yield dict batches with an 'image' key (data/batch.py). "
-                f"Received: element_spec={dataset.element_spec}"
-            )
-        if skip_steps:
-            # One global step takes one batch from each replica this pipeline feeds.
-            per_step = 1
-            if input_context is not None:
-                per_step = max(input_context.num_replicas_in_sync // max(input_context.num_input_pipelines, 1), 1)
-            dataset = dataset.skip(skip_steps * per_step)
-        return dataset
-
-    def _make_iterators(self, phase_index: int, step_in_phase: int):
-        """Distributed iterators of the phase and the cycle plan (iterator index per update)."""
-        phase = self.phases[phase_index]
-        consumed = _consumed_batches(self.phases, phase_index, step_in_phase)
-        if phase.mode == "mix":
-            names = tuple(phase.streams)
-
-            def mixed_fn(ctx):
-                parts = tuple(self._stream_dataset(s, ctx, consumed.get(s, 0)) for s in names)
-                return tf.data.Dataset.zip(parts).map(lambda *b: _concat_batches(names, b),
-                                                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-            dist = self.strategy.distribute_datasets_from_function(mixed_fn)
-            self._check_stream_keys(phase, names, dist.element_spec)
-            return [iter(dist)], [0], [names]
-        unique = list(dict.fromkeys(phase.streams))
-        iterators = []
-        keys = set()
-        for s in unique:
-            dist = self.strategy.distribute_datasets_from_function(
-                lambda ctx, s=s: self._stream_dataset(s, ctx, consumed.get(s, 0)))
-            self._check_stream_keys(phase, (s,), dist.element_spec)
-            keys.update(dist.element_spec)
-            iterators.append(iter(dist))
-        presences = [t.presence for t in phase.active_terms(self.loss_terms)]
-        if not any(p in keys for p in presences):
-            raise ConfigError(
-                f"Phase {phase.name!r}: none of its streams {phase.streams} yields a presence key of its loss terms "
-                f"({sorted(set(presences))}), so it would train nothing. Received: batch keys={sorted(keys)}"
-            )
-        plan = [unique.index(s) for s in phase.streams]
-        return iterators, plan, [(s,) for s in unique]
-
-    def _check_stream_keys(self, phase: Phase, names: Sequence[str], element_spec) -> None:
-        """The batches of ``names`` carry every input the phase's model declares."""
-        struct = getattr(self.models[phase.model], "_inputs_struct", None)
-        if isinstance(struct, Mapping):
-            missing = [k for k in struct if k not in element_spec]
-            if missing:
-                raise ConfigError(
-                    f"Phase {phase.name!r}: stream {'+'.join(names)!r} lacks model input(s) {missing} of model "
-                    f"{phase.model!r}. Received: batch keys={sorted(element_spec)}"
-                )
-
-    # ------------------------------------------------------------------ graph
-
-    def _model_inputs(self, model: keras.Model, batch: dict, stream: str):
-        struct = getattr(model, "_inputs_struct", None)
-        if isinstance(struct, Mapping):
-            missing = [k for k in struct if k not in batch]
-            if missing:
-                raise ConfigError(
-                    f"stream {stream!r} lacks model input(s) {missing}. Received: batch keys={sorted(batch)}")
-            return {k: batch[k] for k in struct}
-        if struct is not None and not isinstance(struct, (list, tuple)):
-            return batch["image"]
-        return {k: batch[k] for k in MODEL_INPUT_KEYS if k in batch}
-
-    def _replica_step(self, batch, phase_index: int, stream_names: Sequence[str], variables: list):
-        """One update on this replica's batch; returns all-reduced statistics."""
-        phase = self.phases[phase_index]
-        model = self.models[phase.model]
-        terms = phase.active_terms(self.loss_terms)
-        ctx = tf.distribute.get_replica_context()
-        replicas = ctx.num_replicas_in_sync
-
-        def all_sum(values):
-            return ctx.all_reduce(tf.distribute.ReduceOp.SUM, values) if replicas > 1 else values
-
-        # A term counts on this stream only when the stream carries its presence key;
-        # static per stream, hence identical on every replica.
-        present = [t for t in terms if t.presence in batch]
-        local_counts = tf.stack([presence_count(batch[t.presence]) for t in present] + [tf.constant(0.0)])
-        examples = tf.cast(tf.shape(batch["image"])[0], tf.float32)
-        counts_and_examples = all_sum(tf.concat([local_counts, [examples]], axis=0))
-        global_counts = counts_and_examples[: len(present)]
-        global_examples = counts_and_examples[-1]
-
-        inputs = self._model_inputs(model, batch, "+".join(stream_names))
-
-        def forward_backward(inputs, batch, global_counts):
-            with tf.GradientTape() as tape:
-                outputs = model(inputs, training=True)
-                if not isinstance(outputs, Mapping):
-                    outputs = {"output": outputs}
-                contributions = []
-                for i, term in enumerate(present):
-                    if term.output not in outputs:
-                        raise ConfigError(
-                            f"LossTerm {term.name!r} reads model output {term.output!r}, which model "
-                            f"{phase.model!r} does not produce; outputs: {sorted(outputs)}. "
-                            f"Received: output={term.output!r}"
-                        )
-                    prediction = outputs[term.output]
-                    if prediction.dtype in (tf.float16, tf.bfloat16):
-                        prediction = tf.cast(prediction, tf.float32)
-                    loss = term.fn(batch, prediction)
-                    if loss.shape.rank is not None and loss.shape.rank != 1:
-                        raise ConfigError(
-                            f"LossTerm {term.name!r}: fn must return per-example losses [batch]. "
-                            f"Received: shape={loss.shape}"
-                        )
-                    contributions.append(
-                        term.weight * tf.math.divide_no_nan(masked_sum(loss, batch[term.presence]), global_counts[i]))
-                total = tf.add_n(contributions) if contributions else tf.constant(0.0)
-                if model.losses:
-                    # Every replica adds the same regularisation; the SUM of gradients
-                    # across replicas must count it once.
-                    total += tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) / replicas
-                scaled = self.optimizer.scale_loss(total) if self._uses_loss_scale else total
-            grads = tape.gradient(scaled, variables)
-            terms_vec = tf.stack(contributions + [tf.constant(0.0)])[:-1] if contributions else tf.zeros([0])
-            return terms_vec, total, grads
-
-        if self.config.jit_compile:
-            forward_backward = tf.function(forward_backward, jit_compile=True, autograph=False)
-        local_terms, local_total, grads = forward_backward(inputs, batch, global_counts)
-        # Variables the step's terms do not reach (a decoder whose task has no labels
-        # in this stream) get no update at all rather than a zero one.
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        grads = [g for g, _ in pairs]
-        used = [v for _, v in pairs]
-
-        def values(g):
-            return g.values if isinstance(g, tf.IndexedSlices) else g
-
-        sumsq = (tf.add_n([tf.reduce_sum(tf.square(tf.cast(values(g), tf.float32))) for g in grads])
-                 if grads else tf.constant(0.0))
-        stats = all_sum(tf.concat([local_terms, [local_total, sumsq]], axis=0))
-        global_terms, global_total, global_sumsq = stats[:-2], stats[-2], stats[-1]
-        finite = tf.math.is_finite(global_total)
-        if not self._uses_loss_scale:
-            # Loss scaling detects overflowing gradients itself (and must not count them).
-            finite = tf.logical_and(finite, tf.math.is_finite(global_sumsq))
-
-        if self.config.clipnorm is not None and grads:
-            grads = [tf.convert_to_tensor(g) for g in grads]
-            global_grads = all_sum(grads)
-            norm = tf.linalg.global_norm([tf.cast(g, tf.float32) for g in global_grads])
-            if self._uses_loss_scale:
-                norm = norm / tf.cast(self.optimizer.dynamic_scale, tf.float32)
-            factor = tf.minimum(1.0, self.config.clipnorm / tf.maximum(norm, 1e-12))
-            # Scaling each replica's gradient scales their sum: the optimizer's
-            # all-reduce then yields the clipped global gradient.
-            grads = [g * tf.cast(factor, g.dtype) for g in grads]
-
-        if grads:
-            self._apply_if_finite(finite, grads, used)
-
-        # Per-term vector over all active terms (0 where the stream lacks the label).
-        full_terms, full_counts = [], []
-        by_name = {t.name: i for i, t in enumerate(present)}
-        for t in terms:
-            if t.name in by_name:
-                full_terms.append(global_terms[by_name[t.name]])
-                full_counts.append(global_counts[by_name[t.name]])
-            else:
-                full_terms.append(tf.constant(0.0))
-                full_counts.append(tf.constant(0.0))
-        return {
-            "terms": tf.stack(full_terms),
-            "counts": tf.stack(full_counts),
-            "total": global_total,
-            "finite": finite,
-            "examples": global_examples,
-        }
-
-    def _apply_if_finite(self, finite, grads, variables):
-        """Applies gradients when ``finite`` (identical on all replicas), else leaves all state untouched."""
-        optimizer = self.optimizer
-        if self._uses_loss_scale:
-            # LossScaleOptimizer skips non-finite updates itself and lowers its scale.
-            optimizer.apply(grads, variables)
-            return
-
-        def apply(grads):
-            optimizer.apply(grads, variables)
-
-        if tf.__internal__.distribute.strategy_supports_no_merge_call():
-            tf.cond(finite, lambda: apply(grads), lambda: None)
-            return
-
-        def cross_replica(distribution, finite, grads):
-            # The condition must run in cross-replica context: a replica-context cond
-            # may not contain the optimizer's merge_call.
-            first = distribution.experimental_local_results(finite)[0]
-            tf.cond(first, lambda: distribution.extended.call_for_each_replica(apply, args=(grads,)), lambda: None)
-
-        tf.distribute.get_replica_context().merge_call(cross_replica, args=(finite, grads))
 
     def _loop_fn(self, phase_index: int, plan: Sequence[int], stream_names: Sequence[Sequence[str]], remainder: int):
         phase = self.phases[phase_index]
@@ -632,13 +245,13 @@ class Trainer:
         def one_update(iterator, names, lr, acc):
             self.optimizer.learning_rate = lr
             batch = next(iterator)
-            out = strategy.run(self._replica_step, args=(batch, phase_index, names, variables))
+            out = strategy.run(self._replica_step, args=(batch, phase_index, variables))
             # Every replica holds the same all-reduced values.
             out = {k: strategy.experimental_local_results(v)[0] for k, v in out.items()}
             bad = tf.logical_not(out["finite"])
-            self._nonfinite_var.assign_add(tf.cast(bad, tf.int64))
-            self._step_var.assign_add(1)
-            step = self._step_var.read_value()
+            self.state.nonfinite_var.assign_add(tf.cast(bad, tf.int64))
+            self.state.step_var.assign_add(1)
+            step = self.state.step_var.read_value()
             labelled = out["counts"] > 0
             term_ok = tf.logical_and(labelled, tf.math.is_finite(out["terms"]))
             return {
@@ -682,52 +295,6 @@ class Trainer:
         """Whether this process writes the run's outputs (always, except non-chief workers of a cluster)."""
         return self._chief
 
-    def _worker_directory(self) -> str:
-        # Non-chief workers must take part in saving (it may run collectives) but
-        # write to a private directory that is removed right after.
-        return os.path.join(self.config.model_dir, checkpointing.WORKERS_SUBDIR,
-                            f"worker_{strategy_lib.worker_index()}")
-
-    def _checkpoint_directory(self) -> str:
-        if self._chief:
-            return checkpointing.checkpoint_dir(self.config.model_dir)
-        return os.path.join(self._worker_directory(), checkpointing.CHECKPOINT_SUBDIR)
-
-    def _new_manager(self) -> None:
-        self._manager = tf.train.CheckpointManager(self.checkpoint, self._checkpoint_directory(),
-                                                   max_to_keep=self.config.max_to_keep, step_counter=self._step_var)
-
-    def _discard_worker_files(self) -> None:
-        """Removes a non-chief worker's private save (its manager then starts empty)."""
-        if self._chief:
-            return
-        shutil.rmtree(self._worker_directory(), ignore_errors=True)
-        self._new_manager()
-
-    def _restore(self) -> int:
-        self._new_manager()
-        latest = checkpointing.latest_checkpoint(self.config.model_dir)
-        if latest is None:
-            return 0
-        try:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as e:
-            raise CheckpointError(
-                f"The checkpoint in {self.config.model_dir!r} does not match this model and optimizer ({e}); "
-                f"use a new model_dir for a different architecture. Received: checkpoint={latest!r}"
-            ) from None
-        step = self.global_step
-        history_path = os.path.join(self.config.model_dir, checkpointing.HISTORY_FILE)
-        if os.path.exists(history_path):
-            import json
-
-            with open(history_path) as f:
-                saved = json.load(f)
-            self.history["phases"] = [p for p in saved.get("phases", []) if p.get("end_step", 0) <= step]
-            self.history["evals"] = [e for e in saved.get("evals", []) if e.get("step", 0) <= step]
-        logger.info("Resumed from %s at step %d", latest, step)
-        return step
-
     def save_checkpoint(self) -> str:
         """Checkpoints the current state at the current step, replacing that step's checkpoint.
 
@@ -740,24 +307,7 @@ class Trainer:
         Returns:
             The checkpoint path (a non-chief worker's is already deleted).
         """
-        path = self._manager.save(checkpoint_number=self.global_step)
-        self._discard_worker_files()
-        return path
-
-    def _save(self):
-        step = self.global_step
-        self.history["global_step"] = step
-        self.history["nonfinite_steps"] = int(self._nonfinite_var.numpy())
-        if self._chief:
-            from keras_facemt.io import write_json_atomic
-
-            # History first: a kill between the two leaves history ahead of the
-            # checkpoint, and resume drops entries past the restored step.
-            write_json_atomic(os.path.join(self.config.model_dir, checkpointing.HISTORY_FILE), self.history)
-        if self._manager.latest_checkpoint and checkpointing.checkpoint_step(self._manager.latest_checkpoint) == step:
-            return
-        self._manager.save(checkpoint_number=step)
-        self._discard_worker_files()
+        return self.state.save_checkpoint()
 
     def _summaries(self, scalars: Dict[str, float], step: int):
         if self._writer is None:
@@ -794,7 +344,7 @@ class Trainer:
         cfg = self.config
         if self._chief:
             os.makedirs(cfg.model_dir, exist_ok=True)
-        self._restore()
+        self.state.restore()
         if self._chief and cfg.summaries and self._writer is None:
             self._writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, checkpointing.LOGS_SUBDIR))
         total = total_steps(self.phases)
@@ -813,7 +363,7 @@ class Trainer:
                 self._writer.close()
                 self._writer = None
         self.history["global_step"] = self.global_step
-        self.history["nonfinite_steps"] = int(self._nonfinite_var.numpy())
+        self.history["nonfinite_steps"] = self.state.nonfinite_steps
         self.history["data_issues"] = DEFAULT_ERROR_LOG.counts()
         return self.history
 
@@ -842,20 +392,17 @@ class Trainer:
         Raises:
             TrainingError: a worker was lost before reaching the barrier.
         """
-        self._discard_worker_files()
+        self.state.discard_worker_files()
         with self._lost_worker_check("the final barrier"):
             strategy_lib.wait_for_all_workers(self.strategy, "keras_facemt_run_end")
-        if self._chief:
-            try:
-                os.rmdir(os.path.join(self.config.model_dir, checkpointing.WORKERS_SUBDIR))
-            except OSError:
-                pass  # never created (one host), or not empty: not ours to delete
+        self.state.remove_workers_directory()
 
     def _run_phase(self, phase_index: int, step_in_phase: int, bar: Optional[ProgressBar]):
         cfg = self.config
         phase = self.phases[phase_index]
         terms = phase.active_terms(self.loss_terms)
-        iterators, plan, names = self._make_iterators(phase_index, step_in_phase)
+        iterators, plan, names = self.streams.phase_iterators(self.strategy, self.phases, phase_index, step_in_phase,
+                                                              self.loss_terms, self.models[phase.model])
         n = len(plan)
         # Rotate the cycle so update i of the phase still uses streams[i % n] when a
         # run resumes mid-cycle.
@@ -917,7 +464,7 @@ class Trainer:
                     logger.warning("end of phase %r: %s", phase.name, DEFAULT_ERROR_LOG.summary())
                 self._evaluate(step, phase.name)
             if phase_end or loops % cfg.checkpoint_every_loops == 0:
-                self._save()
+                self.state.save()
 
     @staticmethod
     def _loop_metrics(terms, acc, seconds: float) -> Dict[str, float]:
@@ -934,7 +481,7 @@ class Trainer:
         bad = int(acc["bad_steps"])
         if not bad:
             return
-        total_bad = int(self._nonfinite_var.numpy())
+        total_bad = self.state.nonfinite_steps
         bad_terms = [t.name for i, t in enumerate(terms) if acc["term_bad"][i] > 0]
         where = (f"phase {phase.name!r}, first at step {int(acc['first_bad'])}, "
                  f"non-finite terms: {bad_terms or 'none (gradient or regularisation)'}")
@@ -946,16 +493,3 @@ class Trainer:
             )
         warnings.warn(f"Skipped {bad} update(s) with a non-finite loss or gradient ({where}); "
                       f"{total_bad}/{self.config.max_nonfinite_steps} tolerated.", RuntimeWarning, stacklevel=2)
-
-
-class _AnyModel:
-    """Accepts every model key when the schedule is checked before the models exist."""
-
-    def __contains__(self, item):
-        return True
-
-    def __iter__(self):
-        return iter(())
-
-
-_ANY_MODEL = _AnyModel()
