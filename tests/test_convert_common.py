@@ -201,11 +201,13 @@ def test_progress_bar_reports_rate(tmp_path):
     import io
 
     stream = io.StringIO()
-    bar = common.Progress(3, "convert x", stream=stream)
+    bar = common.ProgressBar(3, "convert x", unit="img/s", stream=stream, log_interval_s=3600)
     for _ in range(3):
         bar.update()
     bar.close()
-    assert "3/3" in stream.getvalue() and "img/s" in stream.getvalue()
+    # Not a terminal: one line, when the last image is done.
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("convert x 3/3 [") and "img/s" in lines[0]
 
 
 @pytest.mark.parametrize("kwargs,name", [({"workers": 0}, "workers"), ({"num_shards": 0}, "num_shards"),

@@ -27,7 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LAYERS = (
     # The root package only holds the version and lazy attribute lookups.
-    (0, ("keras_facemt", "keras_facemt.errors", "keras_facemt.io", "keras_facemt.machine", "keras_facemt.configs")),
+    (0, ("keras_facemt", "keras_facemt.errors", "keras_facemt.io", "keras_facemt.machine", "keras_facemt.configs",
+         "keras_facemt.progress")),
     # The input pipeline's config validates task names against the schema.
     (1, ("keras_facemt.data", "keras_facemt.configs.data")),
     (2, ("keras_facemt.ops", "keras_facemt.layers", "keras_facemt.losses", "keras_facemt.metrics")),

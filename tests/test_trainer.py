@@ -298,13 +298,13 @@ def test_restore_model_for_export_and_architecture_mismatch(tmp_path):
 def test_progress_bar_reports_step_loss_throughput_and_eta():
     import io
 
-    from keras_facemt.training.progress import ProgressBar, format_duration
+    from keras_facemt.progress import ProgressBar, format_duration
 
     assert format_duration(65) == "1:05" and format_duration(3725) == "1:02:05" and format_duration(float("inf")) == "?"
     out = io.StringIO()
-    bar = ProgressBar(100, stream=out, log_interval_s=0.0)
-    line = bar.update(25, "pretrain_landmarks", 0.5, 123.4, seconds=5.0, steps_done=25)
-    # 25 steps in 5 s -> 75 remaining steps take 15 s.
+    bar = ProgressBar(100, unit="steps/s", stream=out, log_interval_s=0.0)
+    line = bar.update(done=25, label="pretrain_landmarks", postfix="loss 0.5 123.4 ex/s", seconds=5.0)
+    # 25 steps in 5 s (5 steps/s) -> 75 remaining steps take 15 s.
     assert line.startswith("pretrain_landmarks 25/100 [######") and "loss 0.5 " in line
-    assert "123.4 ex/s" in line and line.endswith("ETA 0:15")
+    assert "123.4 ex/s" in line and "5.0 steps/s" in line and line.endswith("ETA 0:15")
     assert out.getvalue() == line + "\n"

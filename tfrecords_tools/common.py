@@ -31,8 +31,6 @@ import json
 import math
 import multiprocessing
 import os
-import sys
-import time
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
@@ -42,6 +40,7 @@ from keras_facemt.data.codec import FaceRecord, encode_label_map
 from keras_facemt.data.landmarks import get_scheme
 from keras_facemt.data.shards import MANIFEST, ShardWriter, read_manifest
 from keras_facemt.errors import ConfigError, DataError, SchemaError
+from keras_facemt.progress import ProgressBar
 from tfrecords_tools import image_header
 
 T = TypeVar("T")
@@ -506,42 +505,6 @@ def _work(sample: Sample):
         return p
 
 
-# ------------------------------------------------------------------------ progress
-class Progress:
-    """A one-line progress bar on stderr (rate and ETA), refreshed at most 4 times/s."""
-
-    def __init__(self, total: int, desc: str, enabled: bool = True, stream=None):
-        self.total, self.desc, self.enabled = max(int(total), 0), desc, enabled
-        self.stream = stream or sys.stderr
-        self.done = 0
-        self.start = self._last = time.monotonic()
-
-    def update(self, n: int = 1) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and (now - self._last > 0.25 or self.done >= self.total):
-            self._last = now
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        rate = self.done / max(now - self.start, 1e-9)
-        frac = self.done / self.total if self.total else 1.0
-        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
-        eta = (self.total - self.done) / rate if rate > 0 else 0
-        self.stream.write(f"\r{self.desc} [{bar}] {self.done}/{self.total} {rate:,.0f} img/s ETA {eta:,.0f}s")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self._draw(time.monotonic())
-            self.stream.write("\n")
-            self.stream.flush()
-
-    @property
-    def rate(self) -> float:
-        return self.done / max(time.monotonic() - self.start, 1e-9)
-
-
 # ------------------------------------------------------------------------ verification
 def reservoir_sample(path: str, k: int, rng: np.random.Generator) -> List[bytes]:
     """``k`` records of a TFRecord file drawn uniformly, holding only ``k`` in memory."""
@@ -736,7 +699,7 @@ def run_conversion(converter: Converter, out_dir: str, *, workers: int = 1, num_
         "split_source": converter.split_source, "fingerprint": fingerprint,
     }
     total = sum(split_count.values())
-    bar = Progress(total, f"convert {converter.name}", enabled=progress)
+    bar = ProgressBar(total, f"convert {converter.name}", unit="img/s", enabled=progress)
     image_hash = hashlib.sha256()
     written: Dict[str, str] = {}
     verified = [0]

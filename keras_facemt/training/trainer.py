@@ -43,9 +43,9 @@ from tensorflow.core.framework import summary_pb2
 
 from keras_facemt.data.error_log import DEFAULT_ERROR_LOG, raise_data_errors
 from keras_facemt.errors import ConfigError, TrainingError
+from keras_facemt.progress import ProgressBar
 from keras_facemt.training import checkpointing
 from keras_facemt.training import strategy as strategy_lib
-from keras_facemt.training.progress import ProgressBar
 from keras_facemt.training.replica_step import ReplicaStep, missing_output_error
 from keras_facemt.training.run_state import RunState
 from keras_facemt.training.schedule import (LossTerm, Phase, check_phase_models, phase_at, total_steps,
@@ -348,7 +348,7 @@ class Trainer:
         if self._chief and cfg.summaries and self._writer is None:
             self._writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, checkpointing.LOGS_SUBDIR))
         total = total_steps(self.phases)
-        bar = ProgressBar(total) if (cfg.progress and self._chief) else None
+        bar = ProgressBar(total, unit="steps/s", initial=self.global_step) if (cfg.progress and self._chief) else None
         try:
             while True:
                 phase_index, step_in_phase = phase_at(self.phases, self.global_step)
@@ -443,8 +443,8 @@ class Trainer:
             self._summaries({**{f"loss/{k}": v for k, v in metrics.items() if k not in ("examples_per_sec",)},
                              "learning_rate": lr_now, "examples_per_sec": metrics["examples_per_sec"]}, step)
             if bar is not None:
-                bar.update(step, phase.name, metrics["total"], metrics["examples_per_sec"], seconds, m,
-                           force=s >= phase.steps)
+                bar.update(done=step, label=phase.name, seconds=seconds, force=s >= phase.steps,
+                           postfix=f"loss {metrics['total']:.4g} {metrics['examples_per_sec']:.1f} ex/s")
             phase_end = s >= phase.steps
             if cfg.eval_every_steps and (step // cfg.eval_every_steps) > ((step - m) // cfg.eval_every_steps) \
                     and not phase_end:

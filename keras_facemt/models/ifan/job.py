@@ -214,6 +214,7 @@ def run(exp: IFANExperiment, ctx) -> Dict[str, object]:
     ``predictions.png``; returns iFAN's part of ``results.json`` (the runner writes
     it and ``results.md``).
     """
+    from keras_facemt.configs.serialization import config_to_dict
     from keras_facemt.data.pipeline import build_dataset
     from keras_facemt.models.ifan import evaluation as ifan_eval, reports
     from keras_facemt.models.ifan.model import build_models
@@ -321,7 +322,7 @@ def run(exp: IFANExperiment, ctx) -> Dict[str, object]:
         "schedule": [{"phase": p.name, "steps": p.steps, "streams": list(p.streams), "model": p.model,
                       "loss_terms": list(p.loss_terms), "trainable": list(p.trainable),
                       "lr": [p.learning_rate.initial, p.learning_rate.final]} for p in phases],
-        "model_config": _jsonable(dataclasses.asdict(model_cfg)),
+        "model_config": config_to_dict(model_cfg),
         "timings_seconds": {"data": t_data - t_start, "train": t_train - t_data, "final_eval": t_eval - t_train},
         "distribution": distribution,
     }
@@ -420,13 +421,3 @@ def _unflatten(entry: Mapping) -> Dict[str, Dict[str, float]]:
             task, it = key.rsplit("/", 1)
             out.setdefault(task, {})[it] = value
     return out
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
