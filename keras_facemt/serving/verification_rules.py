@@ -17,7 +17,7 @@ FLOAT16_TOLERANCE = 1e-2
 INT8_MAX_RELATIVE_LOSS = 0.10
 AGREEMENT_FLOOR = 0.9
 AGREEMENT_NME_CEILING = 0.1
-# A quantized embedding's mean cosine to the Keras one (MTFR issue: >= 0.95 for int8).
+# A quantized embedding's mean cosine to the Keras one must reach this (int8 included).
 EMBEDDING_MIN_COSINE = 0.95
 
 
