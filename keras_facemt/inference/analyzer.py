@@ -17,7 +17,7 @@ results come back in the pixel coordinates of each original image.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -79,29 +79,20 @@ class FaceAnalyzer:
         >>> faces_per_image[0][0].label("emotion")
     """
 
-    def __init__(self, model, domain: Union[int, str] = 0, batch_size: int = 32):
-        where = f"{os.fspath(model)}: not a face model for FaceAnalyzer. " if isinstance(model, (str, os.PathLike)) \
-            else ""
-        self.model, self.info = deployable_model(model)
-        self.spec: ServingSpec = self.info.serving
+    def __init__(self, model, domain: Union[int, str] = 0, batch_size: int = 32, artifact: Optional[str] = None,
+                 num_threads: int = 1):
+        from keras_facemt.inference.stage import load_stage
+
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+        self.stage = load_stage(model, domain, artifact=artifact, num_threads=num_threads)
+        self.model, self.info = self.stage.model, self.stage.info
+        self.spec: ServingSpec = self.stage.spec
         self.batch_size = int(batch_size)
-        self.domain = resolve_domain(domain, dict(self.info.domains))
-        if self.domain is None:
-            raise ConfigError("domain must be an id or a training dataset name. Received: domain=None")
-        try:
-            inputs = self.model.input
-        except AttributeError:  # a model that was never built has no inputs
-            inputs = {}
-        if not isinstance(inputs, dict) or "image" not in inputs:
-            raise ConfigError(f"{where}The model has no 'image' input. Received: inputs={inputs}")
-        shape = tuple(inputs["image"].shape)
-        if len(shape) != 4 or shape[1] is None or shape[2] is None:
-            raise ConfigError(f"{where}The model's image input needs a static size. Received: shape={shape}")
-        self.input_size = (int(shape[1]), int(shape[2]))
-        self.takes_domain = "domain" in inputs
-        self.letterbox = self.spec.preprocessing.resize == "letterbox"
+        self.domain = self.stage.domain
+        self.input_size = self.stage.input_size
+        self.takes_domain = self.domain is not None
+        self.letterbox = self.stage.letterbox
 
     @property
     def detecting(self) -> bool:
@@ -147,31 +138,11 @@ class FaceAnalyzer:
 
     def run_batch(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
         """The model's declared outputs on a prepared input batch ``[N, H, W, 3]``."""
-        feed = {"image": batch}
-        if self.takes_domain:
-            feed["domain"] = np.full((len(batch),), self.domain, np.int32)
-        outputs = self.model(feed, training=False)
-        return {k: np.asarray(outputs[k]) for k in self.spec.outputs}
+        return self.stage(batch)
 
     # -- per-face results --------------------------------------------------------------
     def _fill(self, face: Face, key: str, spec: OutputSpec, value: np.ndarray, lb: Letterbox) -> None:
-        if spec.kind == "landmarks":
-            face.landmarks = lb.points_to_pixels(value)
-        elif spec.kind == "parsing_logits":
-            face.parsing = _parsing_to_original(value, lb)
-        elif spec.kind == "embedding":
-            e = np.asarray(value, np.float32).reshape(-1)
-            face.embedding = e / max(float(np.linalg.norm(e)), 1e-12)
-        elif spec.kind == "class_logits":
-            face.attributes[spec.task or key] = _activate(value, spec.activation)
-        elif spec.kind == "multilabel":
-            probs = _activate(value, spec.activation)
-            for name, p in zip(spec.names, np.asarray(probs).reshape(-1)):
-                face.attributes[name] = float(p)
-        elif spec.kind == "regression":
-            face.attributes[spec.task or key] = float(np.asarray(value).reshape(-1)[0])
-        elif spec.kind == "pose":
-            face.pose = np.asarray(value, np.float32).reshape(3)
+        fill_face(face, key, spec, value, lb.points_to_pixels, lambda logits: _parsing_to_original(logits, lb))
 
     def _crop_face(self, out, i, lb: Letterbox) -> Face:
         face = Face(box=np.array([0, 0, lb.orig_width, lb.orig_height], np.float32))
@@ -181,16 +152,62 @@ class FaceAnalyzer:
         return face
 
     def _detections(self, out, i, lb: Letterbox) -> List[Face]:
-        boxes, scores = self.spec.key_of("boxes"), self.spec.key_of("scores")
-        n = int(np.asarray(out[self.spec.key_of("count")][i]).reshape(-1)[0])
-        faces = []
-        for j in range(n):
-            face = Face(box=lb.boxes_to_pixels(out[boxes][i, j]), score=float(out[scores][i, j]))
-            for key, spec in self.spec.outputs.items():
-                if spec.per_face and spec.kind not in ("boxes", "scores"):
-                    self._fill(face, key, spec, out[key][i, j], lb)
-            faces.append(face)
-        return faces
+        return self._detections_of(self.spec, {k: v[i:i + 1] for k, v in out.items()}, [lb])[0]
+
+    @staticmethod
+    def _detections_of(spec: ServingSpec, out: Dict[str, np.ndarray], letterboxes: Sequence[Letterbox]
+                       ) -> List[List[Face]]:
+        """One list of ``Face`` per image of a detector's batch ``out``, each image's
+        geometry mapped back through its letterbox, by decreasing score."""
+        boxes, scores = spec.key_of("boxes"), spec.key_of("scores")
+        results = []
+        for i, lb in enumerate(letterboxes):
+            n = int(np.asarray(out[spec.key_of("count")][i]).reshape(-1)[0])
+            faces = []
+            for j in range(n):
+                face = Face(box=lb.boxes_to_pixels(out[boxes][i, j]), score=float(out[scores][i, j]))
+                for key, s in spec.outputs.items():
+                    if s.per_face and s.kind not in ("boxes", "scores"):
+                        fill_face(face, key, s, out[key][i, j], lb.points_to_pixels,
+                                  lambda logits: _parsing_to_original(logits, lb))
+                faces.append(face)
+            results.append(faces)
+        return results
+
+
+def fill_face(face: Face, key: str, spec: OutputSpec, value: np.ndarray,
+              points_to_pixels: Callable[[np.ndarray], np.ndarray],
+              parsing_to_pixels: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Sets the field of ``face`` that one declared output (one image's, or one
+    detection's, slice ``value``) predicts.
+
+    Args:
+        face: the face to fill.
+        key: the output key (names an attribute when the declaration has no task).
+        spec: the output's declaration.
+        value: the output for this face (no batch or detection axis).
+        points_to_pixels: normalised model-input ``[..., 2]`` (x, y) -> pixels of the
+            original image.
+        parsing_to_pixels: parsing logits ``[h, w, C]`` -> uint8 class ids over the
+            original image.
+    """
+    if spec.kind == "landmarks":
+        face.landmarks = np.asarray(points_to_pixels(value), np.float32)
+    elif spec.kind == "parsing_logits":
+        face.parsing = parsing_to_pixels(value)
+    elif spec.kind == "embedding":
+        e = np.asarray(value, np.float32).reshape(-1)
+        face.embedding = e / max(float(np.linalg.norm(e)), 1e-12)
+    elif spec.kind == "class_logits":
+        face.attributes[spec.task or key] = _activate(value, spec.activation)
+    elif spec.kind == "multilabel":
+        probs = _activate(value, spec.activation)
+        for name, p in zip(spec.names, np.asarray(probs).reshape(-1)):
+            face.attributes[name] = float(p)
+    elif spec.kind == "regression":
+        face.attributes[spec.task or key] = float(np.asarray(value).reshape(-1)[0])
+    elif spec.kind == "pose":
+        face.pose = np.asarray(value, np.float32).reshape(3)
 
 
 def _aligned(image, points, size):

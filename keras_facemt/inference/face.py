@@ -25,6 +25,9 @@ class Face:
         attributes: attribute name -> class probabilities ``[C]``, or a float: the
             probability of a multi-label attribute (``celeba/Male``) or the value of a
             regression attribute (``age`` in years).
+        sources: field (``box``, ``landmarks``, ``parsing``, ``embedding``, ``pose``)
+            or attribute name -> the system that predicted it (filled by
+            ``FacePipeline``, where several models contribute to one face).
     """
 
     box: np.ndarray
@@ -34,6 +37,7 @@ class Face:
     embedding: Optional[np.ndarray] = None
     pose: Optional[np.ndarray] = None
     attributes: Dict[str, object] = dataclasses.field(default_factory=dict)
+    sources: Dict[str, str] = dataclasses.field(default_factory=dict)
 
     def label(self, name: str) -> Optional[str]:
         """The most probable class name of attribute ``name`` (None if not predicted)."""
