@@ -25,42 +25,7 @@ from keras_facemt.configs.outputs import OutputSpec, ServingSpec
 from keras_facemt.data.letterbox import Letterbox, resize_image
 from keras_facemt.errors import ConfigError
 from keras_facemt.inference.face import Face
-from keras_facemt.models.model_info import resolve_domain
-
-
-def deployable_model(model):
-    """``model`` as the graph it deploys, with its ``ModelInfo``.
-
-    Args:
-        model: a ``keras.Model`` (built or loaded by keras-facemt), or a path to a
-            ``.keras`` file, a run directory or a directory holding ``model.keras``.
-
-    Returns:
-        ``(model, info)``.
-
-    Raises:
-        ConfigError: when the model carries no ``ModelInfo`` (a plain Keras model,
-            or a file saved by ``model.save`` outside a run directory).
-    """
-    from keras_facemt.models.model_info import info_of
-
-    if isinstance(model, (str, os.PathLike)):
-        from keras_facemt.serving.model_source import load_model_source
-
-        model, _ = load_model_source(os.fspath(model))
-    info = info_of(model)
-    if info is None:
-        raise ConfigError(
-            "The model does not say which keras-facemt system it is: build it with keras_facemt.build_model, "
-            "load it with keras_facemt.load_model, or pass a file saved by keras_facemt.save_model. "
-            f"Received: model={getattr(model, 'name', type(model).__name__)!r}"
-        )
-    if not info.deployable:
-        from keras_facemt.models.registry import get_system
-
-        model = get_system(info.system).deployable(model, info)
-        info = info_of(model)
-    return model, info
+from keras_facemt.inference.stage import deployable_model, load_stage  # noqa: F401 (deployable_model: public here)
 
 
 class FaceAnalyzer:
@@ -81,8 +46,6 @@ class FaceAnalyzer:
 
     def __init__(self, model, domain: Union[int, str] = 0, batch_size: int = 32, artifact: Optional[str] = None,
                  num_threads: int = 1):
-        from keras_facemt.inference.stage import load_stage
-
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
         self.stage = load_stage(model, domain, artifact=artifact, num_threads=num_threads)

@@ -37,6 +37,41 @@ MANIFEST = "manifest.json"
 DEFAULT_ARTIFACTS = ("keras", "saved_model", "onnx", "tflite_float32")
 
 
+def deployable_model(model):
+    """``model`` as the graph it deploys, with its ``ModelInfo``.
+
+    Args:
+        model: a ``keras.Model`` (built or loaded by keras-facemt), or a path to a
+            ``.keras`` file, a run directory or a directory holding ``model.keras``.
+
+    Returns:
+        ``(model, info)``.
+
+    Raises:
+        ConfigError: when the model carries no ``ModelInfo`` (a plain Keras model,
+            or a file saved by ``model.save`` outside a run directory).
+    """
+    from keras_facemt.models.model_info import info_of
+
+    if isinstance(model, (str, os.PathLike)):
+        from keras_facemt.serving.model_source import load_model_source
+
+        model, _ = load_model_source(os.fspath(model))
+    info = info_of(model)
+    if info is None:
+        raise ConfigError(
+            "The model does not say which keras-facemt system it is: build it with keras_facemt.build_model, "
+            "load it with keras_facemt.load_model, or pass a file saved by keras_facemt.save_model. "
+            f"Received: model={getattr(model, 'name', type(model).__name__)!r}"
+        )
+    if not info.deployable:
+        from keras_facemt.models.registry import get_system
+
+        model = get_system(info.system).deployable(model, info)
+        info = info_of(model)
+    return model, info
+
+
 class ModelStage:
     """A deployable model, its declaration and how to run it.
 
@@ -150,7 +185,6 @@ def _export_dir_of(path: str) -> Optional[str]:
 
 
 def _keras_stage(model, domain) -> ModelStage:
-    from keras_facemt.inference.analyzer import deployable_model
     from keras_facemt.models.model_info import resolve_domain
 
     where = f"{os.fspath(model)}: not a face model. " if isinstance(model, (str, os.PathLike)) else ""
