@@ -16,7 +16,6 @@ results come back in the pixel coordinates of each original image.
 
 from __future__ import annotations
 
-import os
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -25,7 +24,8 @@ from keras_facemt.configs.outputs import OutputSpec, ServingSpec
 from keras_facemt.data.letterbox import Letterbox, resize_image
 from keras_facemt.errors import ConfigError
 from keras_facemt.inference.face import Face
-from keras_facemt.inference.stage import deployable_model, load_stage  # noqa: F401 (deployable_model: public here)
+from keras_facemt.inference.stage import load_stage
+from keras_facemt.inference.stage import deployable_model  # noqa: F401  (imported from here by callers)
 
 
 class FaceAnalyzer:
