@@ -25,7 +25,6 @@ from keras_facemt.data.letterbox import Letterbox, resize_image
 from keras_facemt.errors import ConfigError
 from keras_facemt.inference.face import Face
 from keras_facemt.inference.stage import load_stage
-from keras_facemt.inference.stage import deployable_model  # noqa: F401  (imported from here by callers)
 
 
 class FaceAnalyzer:
