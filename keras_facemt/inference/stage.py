@@ -199,7 +199,9 @@ def _keras_stage(model, domain) -> ModelStage:
     if len(shape) != 4 or shape[1] is None or shape[2] is None:
         raise ConfigError(f"{where}The model's image input needs a static size. Received: shape={shape}")
     takes_domain = "domain" in inputs
-    resolved = resolve_domain(domain, dict(info.domains))
+    # A model without a domain input has no use for one (a pipeline-wide domain name
+    # need only be known to the stages that take it).
+    resolved = resolve_domain(domain, dict(info.domains)) if takes_domain else None
     if takes_domain and resolved is None:
         raise ConfigError("domain must be an id or a training dataset name. Received: domain=None")
 
@@ -287,7 +289,8 @@ def _artifact_stage(export_dir: str, path: str, artifact: Optional[str], domain,
         raise ExportError(f"{export_dir}: declared outputs {missing} are not in the manifest's output_name_map.")
     inputs = {i["name"] for i in (manifest.get("inputs") or {}).get("serving_default", [])}
     takes_domain = "domain" in inputs
-    resolved = resolve_domain(domain, dict((manifest.get("training") or {}).get("domains") or {}))
+    resolved = resolve_domain(domain, dict((manifest.get("training") or {}).get("domains") or {})) \
+        if takes_domain else None
     if takes_domain and resolved is None:
         raise ConfigError("domain must be an id or a training dataset name. Received: domain=None")
     fmt = art.get("format")
