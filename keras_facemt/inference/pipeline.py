@@ -227,10 +227,24 @@ def crop_template(input_size: Tuple[int, int], template_scale: float = 1.0) -> n
 def face_matrices(points: np.ndarray, input_size: Tuple[int, int], template_scale: float = 1.0) -> np.ndarray:
     """Similarities ``[n, 2, 3]`` from photo pixels to crop pixels (``cv2.warpAffine``
     convention) of faces with mtfl5 ``points`` ``[n, 5, 2]`` (photo pixels, (x, y))."""
-    from keras_facemt.ops.align import similarity_transform
-
     pts = np.asarray(points, np.float32).reshape(-1, 5, 2) - 0.5  # pixel-index coordinates
-    return np.asarray(similarity_transform(pts, crop_template(input_size, template_scale)[None]), np.float32)
+    return np.asarray(_similarity()(pts, crop_template(input_size, template_scale)[None]), np.float32)
+
+
+_SIMILARITY = []
+
+
+def _similarity():
+    """``ops.align.similarity_transform`` as one graph for any number of faces (eager
+    op-by-op dispatch would cost more than the models on a photo of 20 faces)."""
+    if not _SIMILARITY:
+        import tensorflow as tf
+
+        from keras_facemt.ops.align import similarity_transform
+
+        _SIMILARITY.append(tf.function(similarity_transform, input_signature=[
+            tf.TensorSpec([None, 5, 2], tf.float32), tf.TensorSpec([1, 5, 2], tf.float32)]))
+    return _SIMILARITY[0]
 
 
 def warp_face(photo: np.ndarray, matrix: np.ndarray, input_size: Tuple[int, int]) -> np.ndarray:
@@ -271,10 +285,9 @@ def parsing_to_photo(logits: np.ndarray, inverse: np.ndarray, crop_hw, photo_hw)
     m_region = m - np.array([[0, 0, x0], [0, 0, y0]], np.float64)
     size = (x1 - x0, y1 - y0)
     warp = dict(flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    warped = [cv2.warpAffine(np.ascontiguousarray(logits[..., c]), m_region, size, **warp)
-              for c in range(logits.shape[-1])]
+    warped = cv2.warpAffine(np.ascontiguousarray(logits), m_region, size, **warp).reshape(size[1], size[0], -1)
     inside = cv2.warpAffine(np.ones((ph, pw), np.float32), m_region, size, **warp) > 0.5
-    labels = np.argmax(np.stack(warped, -1), -1).astype(np.uint8)
+    labels = np.argmax(warped, -1).astype(np.uint8)
     out[y0:y1, x0:x1] = np.where(inside, labels, 0)
     return out
 

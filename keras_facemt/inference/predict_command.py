@@ -87,6 +87,10 @@ def run(args) -> int:
                           f"Received: model={args.model!r}, detector={args.detector!r}")
     if not args.model and not args.detector:
         raise ConfigError("Pass --model M, or --detector D [--analyzer A ...].")
+    if args.input_dir:
+        return _run_folder(args)
+    if not args.images:
+        raise ConfigError("Pass image files, or --input-dir DIR --jsonl OUT.")
     # Outputs are checked before the model runs: a bad path costs nothing.
     if args.out:
         check_output_file(args.out, "--out")
@@ -124,6 +128,30 @@ def run(args) -> int:
                 os.rmdir(args.draw)  # a failed first drawing leaves no empty directory behind
             raise
         print(f"drawings in {args.draw}")
+    return 0
+
+
+def _run_folder(args) -> int:
+    """Throughput mode: ``--input-dir`` through the model(s), streamed to ``--jsonl``."""
+    from keras_facemt.inference.photo_folder import analyse_folder, analyzer_runner, list_photos, pipeline_runner, \
+        summary_line
+    from keras_facemt.output_paths import check_output_file
+
+    if args.images or args.out or args.draw:
+        raise ConfigError("--input-dir writes --jsonl; it takes no image arguments, --out or --draw. "
+                          f"Received: images={args.images[:2]}, out={args.out!r}, draw={args.draw!r}")
+    if not args.jsonl:
+        raise ConfigError("--input-dir needs --jsonl OUT (one JSON line per photo; a rerun resumes from it).")
+    list_photos(args.input_dir)  # a bad directory fails before any model loads
+    check_output_file(args.jsonl, "--jsonl") if not os.path.exists(args.jsonl) else None
+    if args.model:
+        from keras_facemt.inference.analyzer import FaceAnalyzer
+
+        run = analyzer_runner(FaceAnalyzer(args.model, domain=args.domain, batch_size=args.batch_size))
+    else:
+        run = pipeline_runner(build_pipeline(args))
+    summary = analyse_folder(run, args.input_dir, args.jsonl, batch_size=args.batch_size, workers=args.workers)
+    print(summary_line(summary))
     return 0
 
 
@@ -239,8 +267,12 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=2, help="TFLite / ONNX runtime threads")
     p.add_argument("--domain", default="0",
                    help="BN domain of per-dataset BN models: an id or a training dataset/task name")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--out", help="write results as JSON here (default: print)")
     p.add_argument("--draw", help="directory for annotated PNGs")
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--input-dir", help="throughput mode: every photo under this directory (decoded in parallel "
+                   "with inference), results streamed to --jsonl; a rerun skips the photos already there")
+    p.add_argument("--jsonl", help="JSON-lines output of --input-dir (one line per photo)")
+    p.add_argument("--workers", type=int, default=2, help="photo decoding threads of --input-dir")
+    p.add_argument("images", nargs="*", help="image files")
     p.set_defaults(func=run)
