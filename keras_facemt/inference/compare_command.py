@@ -16,7 +16,7 @@ from keras_facemt.errors import ConfigError, DataError
 
 def run(args) -> int:
     from keras_facemt.inference.face import compare_faces
-    from keras_facemt.inference.predict_command import read_images
+    from keras_facemt.inference.image_files import read_images
     from keras_facemt.inference.stage import load_stage
 
     images = read_images([args.image_a, args.image_b])

@@ -70,7 +70,7 @@ def decode_photo(path: str) -> np.ndarray:
     Raises:
         DataError: naming the file when it is empty or does not decode.
     """
-    from keras_facemt.inference.predict_command import read_images
+    from keras_facemt.inference.image_files import read_images
 
     return read_images([path])[0]
 
@@ -138,7 +138,7 @@ def analyse_folder(run: Callable[[List[np.ndarray]], Tuple[List[list], Sequence[
         ``{"photos", "skipped", "processed", "errors", "faces", "seconds",
         "images_per_s", "faces_per_s"}`` of this run.
     """
-    from keras_facemt.inference.predict_command import face_to_json
+    from keras_facemt.inference.face import face_to_json
 
     stream = stream if stream is not None else sys.stderr
     paths = list_photos(directory)

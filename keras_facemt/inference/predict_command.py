@@ -20,62 +20,9 @@ from typing import Dict, List
 
 import numpy as np
 
-from keras_facemt.errors import ConfigError, DataError
-
-
-def face_to_json(face) -> Dict[str, object]:
-    """A ``Face`` as plain JSON (parsing maps summarised by class pixel counts)."""
-    out: Dict[str, object] = {"box": [round(float(v), 2) for v in face.box], "score": round(float(face.score), 4)}
-    if face.landmarks is not None:
-        out["landmarks"] = np.round(face.landmarks, 2).tolist()
-    if face.parsing is not None:
-        from keras_facemt.data.schema import PARSING_CLASSES
-
-        counts = np.bincount(face.parsing.ravel(), minlength=len(PARSING_CLASSES))
-        out["parsing_pixels"] = {name: int(c) for name, c in zip(PARSING_CLASSES, counts) if c}
-    if face.embedding is not None:
-        out["embedding"] = np.round(face.embedding, 5).tolist()
-    if face.pose is not None:
-        out["pose"] = {k: round(float(v), 2) for k, v in zip(("yaw", "pitch", "roll"), face.pose)}
-    for name, probs in face.attributes.items():
-        out.setdefault("attributes", {})[name] = {
-            "label": face.label(name),
-            "probabilities": np.round(np.asarray(probs, np.float64), 4).tolist(),
-        }
-    if face.sources:
-        out["sources"] = dict(face.sources)
-    return out
-
-
-def read_images(paths: List[str]) -> List[np.ndarray]:
-    """Reads image files as RGB(A)/gray arrays.
-
-    Raises:
-        DataError: naming the first missing or undecodable file.
-    """
-    import cv2
-
-    images = []
-    for p in paths:
-        if os.path.isdir(p):
-            raise DataError(f"{p}: is a directory; pass image files.")
-        if not os.path.isfile(p):
-            raise DataError(f"{p}: image file does not exist.")
-        data = np.fromfile(p, np.uint8)
-        if data.size == 0:
-            raise DataError(f"{p}: empty file, not an image.")
-        try:
-            arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-        except cv2.error:  # OpenCV asserts on some damaged headers instead of returning None
-            arr = None
-        if arr is None or arr.size == 0:
-            raise DataError(f"{p}: not a decodable image (JPEG/PNG/BMP...).")
-        if arr.ndim == 3 and arr.shape[-1] == 3:
-            arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
-        elif arr.ndim == 3 and arr.shape[-1] == 4:
-            arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
-        images.append(arr)
-    return images
+from keras_facemt.errors import ConfigError
+from keras_facemt.inference.face import face_to_json
+from keras_facemt.inference.image_files import read_images
 
 
 def run(args) -> int:
