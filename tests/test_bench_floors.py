@@ -77,7 +77,7 @@ def _peers(dlib_ms, uniface_ms, pipeline_ms):
         return None if ms is None else {"faces": {str(n): {"ms": v, "hog_found": 0.0} for n, v in zip((1, 5, 20), ms)},
                                         "peak_rss_mb": 100.0}
     return {"dlib": row(dlib_ms), "uniface_float32": row(uniface_ms), "uniface_int8": row(uniface_ms),
-            "pipeline": row(pipeline_ms)}
+            "pipeline_float32": row(pipeline_ms), "pipeline_int8": row(pipeline_ms)}
 
 
 def test_peers_floors_are_judged_against_dlib(capsys):
@@ -92,7 +92,7 @@ def test_peers_floors_are_judged_against_dlib(capsys):
     assert "FAIL  uniface_float32 at 20 face(s): 40.0x" in capsys.readouterr().out
     # An unmeasured row fails the run whatever the others say.
     assert bench.report(_peers((100, 500, 2000), (10, 10, 20), None), True, args) == 1
-    assert "rows not measured: ['pipeline']" in capsys.readouterr().out
+    assert "rows not measured: ['pipeline_float32', 'pipeline_int8']" in capsys.readouterr().out
 
 
 def test_peers_without_dlib_reports_own_rows_and_how_to_install(capsys):

@@ -63,6 +63,7 @@ def _echo(input_size=(48, 40), template_scale=0.7):
         "landmarks": OutputSpec("landmarks", scheme="mtfl5"),
         "parsing_logits": OutputSpec("parsing_logits", names=tuple(f"c{i}" for i in range(11)), activation="softmax"),
         "embedding": OutputSpec("embedding"),
+        "pose": OutputSpec("pose"),
     }, Preprocessing(resize="stretch", template_scale=template_scale))
     h, w = input_size
     seen = []
@@ -75,7 +76,7 @@ def _echo(input_size=(48, 40), template_scale=0.7):
         logits = np.zeros((n, h // 2, w // 2, 11), np.float32)
         logits[..., 2] = 5.0
         return {"landmarks": np.repeat(pts[None], n, 0), "parsing_logits": logits,
-                "embedding": crops.mean(axis=(1, 2)) + 1e-3}
+                "embedding": crops.mean(axis=(1, 2)) + 1e-3, "pose": np.tile([[30.0, -10.0, 5.0]], (n, 1))}
 
     stage = ModelStage(run, "echo", spec, input_size, None, "python", "echo")
     stage.calls = seen
@@ -148,3 +149,24 @@ def test_models_in_the_wrong_slot_are_refused():
         FacePipeline(det, [det])
     with pytest.raises(ConfigError, match="batch-first"):
         FacePipeline(det, [_echo()])(np.zeros((10, 10, 3)))
+
+
+def test_the_drawing_shows_points_parsing_and_pose_axes():
+    from keras_facemt.inference.predict_command import draw_faces
+
+    sizes = [(240, 320)]
+    faces = [_face_points((100, 120), 0.8, 10.0)]
+    photo = np.full((240, 320, 3), 90, np.uint8)
+    face = FacePipeline(_detector([faces], sizes), [_echo()])([photo])[0][0]
+    assert face.sources["pose"] == "echo"
+    np.testing.assert_allclose(face.pose, [30, -10, 5])
+    with_pose = draw_faces(photo, [face])
+    face.pose = None
+    without = draw_faces(photo, [face])
+    assert with_pose.shape == (240, 320, 3)
+    # The parsing overlay and the points change the face region; the pose axes add
+    # red/green/blue strokes from the face centre.
+    assert np.abs(without.astype(int) - photo).sum(-1)[100:140, 80:120].mean() > 5
+    axes = np.abs(with_pose.astype(int) - without.astype(int)).sum(-1) > 0
+    cy, cx = np.round(faces[0].mean(0)[::-1]).astype(int)
+    assert axes[cy - 60:cy + 60, cx - 60:cx + 60].sum() > 40

@@ -31,11 +31,15 @@ class FaceAnalyzer:
     """Runs a model over batches of images and returns ``Face`` objects per image.
 
     Args:
-        model: a ``keras.Model`` built or loaded by keras-facemt, or a path to a
-            ``.keras`` file or a run directory.
+        model: a ``keras.Model`` built or loaded by keras-facemt, a path to a
+            ``.keras`` file or a run directory, an export directory or an exported
+            artifact (``.tflite``, ``.onnx``, SavedModel), or a ``ModelStage``
+            (``inference.stage.load_stage`` says how each form is read).
         domain: BN domain fed to models with a ``domain`` input: an id, or the name of
             a dataset (or task) the model was trained on.
         batch_size: images per forward pass.
+        artifact: with an export directory, the artifact to run (``tflite_int8``, ...).
+        num_threads: TFLite / ONNX runtime threads.
 
     Example:
         >>> analyzer = FaceAnalyzer("runs/ifan_3t/model.keras", domain="synth_webcam")
@@ -114,27 +118,33 @@ class FaceAnalyzer:
         return face
 
     def _detections(self, out, i, lb: Letterbox) -> List[Face]:
-        return self._detections_of(self.spec, {k: v[i:i + 1] for k, v in out.items()}, [lb])[0]
+        return detected_faces(self.spec, {k: v[i:i + 1] for k, v in out.items()}, [lb])[0]
 
-    @staticmethod
-    def _detections_of(spec: ServingSpec, out: Dict[str, np.ndarray], letterboxes: Sequence[Letterbox]
-                       ) -> List[List[Face]]:
-        """One list of ``Face`` per image of a detector's batch ``out``, each image's
-        geometry mapped back through its letterbox, by decreasing score."""
-        boxes, scores = spec.key_of("boxes"), spec.key_of("scores")
-        results = []
-        for i, lb in enumerate(letterboxes):
-            n = int(np.asarray(out[spec.key_of("count")][i]).reshape(-1)[0])
-            faces = []
-            for j in range(n):
-                face = Face(box=lb.boxes_to_pixels(out[boxes][i, j]), score=float(out[scores][i, j]))
-                for key, s in spec.outputs.items():
-                    if s.per_face and s.kind not in ("boxes", "scores"):
-                        fill_face(face, key, s, out[key][i, j], lb.points_to_pixels,
-                                  lambda logits: _parsing_to_original(logits, lb))
-                faces.append(face)
-            results.append(faces)
-        return results
+
+def detected_faces(spec: ServingSpec, out: Dict[str, np.ndarray], letterboxes: Sequence[Letterbox]
+                   ) -> List[List[Face]]:
+    """One list of ``Face`` per image of a detector's output batch ``out``, in the
+    detector's (score) order, geometry mapped back through each image's letterbox.
+
+    Args:
+        spec: the detector's declaration.
+        out: its outputs, ``[batch, D, ...]`` per face, ``[batch]`` count.
+        letterboxes: each image's ``data.letterbox.Letterbox``.
+    """
+    boxes, scores = spec.key_of("boxes"), spec.key_of("scores")
+    results = []
+    for i, lb in enumerate(letterboxes):
+        n = int(np.asarray(out[spec.key_of("count")][i]).reshape(-1)[0])
+        faces = []
+        for j in range(n):
+            face = Face(box=lb.boxes_to_pixels(out[boxes][i, j]), score=float(out[scores][i, j]))
+            for key, s in spec.outputs.items():
+                if s.per_face and s.kind not in ("boxes", "scores"):
+                    fill_face(face, key, s, out[key][i, j], lb.points_to_pixels,
+                              lambda logits: _parsing_to_original(logits, lb))
+            faces.append(face)
+        results.append(faces)
+    return results
 
 
 def fill_face(face: Face, key: str, spec: OutputSpec, value: np.ndarray,

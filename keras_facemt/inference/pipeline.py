@@ -36,9 +36,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from keras_facemt.data.letterbox import resize_image, to_rgb_float
+from keras_facemt.data.letterbox import Letterbox, to_rgb_float
 from keras_facemt.errors import ConfigError
-from keras_facemt.inference.analyzer import fill_face
+from keras_facemt.inference.analyzer import detected_faces, fill_face
 from keras_facemt.inference.face import Face
 from keras_facemt.inference.stage import ModelStage, load_stage
 
@@ -128,8 +128,6 @@ class FacePipeline:
     # -- detection ------------------------------------------------------------------------
     def detect(self, photos: Sequence[np.ndarray]) -> Tuple[List[List[Face]], List[np.ndarray]]:
         """The detector's faces per photo, and their mtfl5 points ``[n, 5, 2]`` in pixels."""
-        from keras_facemt.inference.analyzer import FaceAnalyzer
-
         stage = self.detector
         spec = stage.spec
         faces: List[List[Face]] = []
@@ -138,9 +136,9 @@ class FacePipeline:
         saturated = []
         for start in range(0, len(photos), self.batch_size):
             chunk = photos[start:start + self.batch_size]
-            prepared = [resize_image(p, stage.input_size, stage.letterbox) for p in chunk]
+            prepared = [prepare_photo(p, stage.input_size, stage.letterbox) for p in chunk]
             out = stage(np.stack([p[0] for p in prepared]))
-            detections = FaceAnalyzer._detections_of(spec, out, [p[1] for p in prepared])
+            detections = detected_faces(spec, out, [p[1] for p in prepared])
             capacity = np.asarray(out[spec.key_of("boxes")]).shape[1]
             for i, fs in enumerate(detections):
                 for f in fs:
@@ -211,6 +209,27 @@ class FacePipeline:
                 face.sources["parsing"] = stage.system
             elif spec.kind in ("landmarks", "embedding", "pose"):
                 face.sources[spec.kind] = stage.system
+
+
+_RESIZERS: Dict[Tuple[int, int, bool], object] = {}
+
+
+def prepare_photo(photo: np.ndarray, size: Tuple[int, int], letterbox: bool) -> Tuple[np.ndarray, Letterbox]:
+    """``data.letterbox.resize_image`` of a float RGB photo, as one graph per input size
+    (the same ``resize_to_input`` the training pipeline and the serving signatures
+    run; op-by-op it costs as much as a small detector)."""
+    key = (int(size[0]), int(size[1]), bool(letterbox))
+    if key not in _RESIZERS:
+        import tensorflow as tf
+
+        from keras_facemt.data.letterbox import resize_to_input
+
+        _RESIZERS[key] = tf.function(lambda image: resize_to_input(image, key[:2], key[2]),
+                                     input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
+    out, scale = _RESIZERS[key](photo)
+    h, w = photo.shape[:2]
+    sx, sy = (float(v) for v in np.asarray(scale))
+    return np.asarray(out), Letterbox(sx * key[1] / w, sy * key[0] / h, 0.0, 0.0, key[1], key[0], w, h)
 
 
 def crop_template(input_size: Tuple[int, int], template_scale: float = 1.0) -> np.ndarray:
@@ -285,9 +304,16 @@ def parsing_to_photo(logits: np.ndarray, inverse: np.ndarray, crop_hw, photo_hw)
     m_region = m - np.array([[0, 0, x0], [0, 0, y0]], np.float64)
     size = (x1 - x0, y1 - y0)
     warp = dict(flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    warped = cv2.warpAffine(np.ascontiguousarray(logits), m_region, size, **warp).reshape(size[1], size[0], -1)
     inside = cv2.warpAffine(np.ones((ph, pw), np.float32), m_region, size, **warp) > 0.5
-    labels = np.argmax(warped, -1).astype(np.uint8)
+    if np.sqrt(abs(np.linalg.det(m[:, :2]))) > 1.0:
+        # Enlarged: the scores are interpolated, then arg-maxed (iFAN Sec. 4.1.3), for smooth borders.
+        warped = cv2.warpAffine(np.ascontiguousarray(logits), m_region, size, **warp).reshape(size[1], size[0], -1)
+        labels = np.argmax(warped, -1).astype(np.uint8)
+    else:
+        # Shrunk (small faces, most faces of a crowd): every photo pixel covers a score
+        # pixel or more, so the arg-max is taken first and sampled by the nearest pixel.
+        labels = cv2.warpAffine(np.argmax(logits, -1).astype(np.uint8), m_region, size, flags=cv2.INTER_NEAREST,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     out[y0:y1, x0:x1] = np.where(inside, labels, 0)
     return out
 
