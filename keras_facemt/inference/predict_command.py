@@ -90,7 +90,8 @@ def _run_folder(args) -> int:
     if not args.jsonl:
         raise ConfigError("--input-dir needs --jsonl OUT (one JSON line per photo; a rerun resumes from it).")
     list_photos(args.input_dir)  # a bad directory fails before any model loads
-    check_output_file(args.jsonl, "--jsonl") if not os.path.exists(args.jsonl) else None
+    if not os.path.exists(args.jsonl):  # an existing one is resumed
+        check_output_file(args.jsonl, "--jsonl")
     if args.model:
         from keras_facemt.inference.analyzer import FaceAnalyzer
 
