@@ -82,3 +82,23 @@ def test_keras_tflite_and_onnx_pipelines_find_the_same_faces(exports):
     face = reference[0][0]
     assert face.parsing.shape == photos[0].shape[:2] and face.embedding.shape == (32,)
     assert face.sources["landmarks"] == "ifan" and face.sources["embedding"] == "mtfr"
+
+
+def test_an_export_directory_runs_its_chosen_artifact_with_the_manifest_declaration(exports):
+    from keras_facemt.errors import ExportError
+    from keras_facemt.inference.analyzer import FaceAnalyzer
+    from keras_facemt.inference.stage import load_stage
+
+    ifan = exports["ifan"]
+    assert load_stage(ifan).runtime == "keras"  # the most faithful artifact by default
+    onnx = load_stage(ifan, artifact="onnx")
+    assert onnx.runtime == "onnx" and onnx.system == "ifan" and onnx.domain == 0
+    assert set(onnx.spec.outputs) == {"landmarks", "parsing_logits", "emotion_logits"}
+    with pytest.raises(ExportError, match="no artifact 'tflite_int8'"):
+        load_stage(ifan, artifact="tflite_int8")
+    # FaceAnalyzer takes an artifact path too, and answers as the Keras model does.
+    photo = np.random.default_rng(1).integers(0, 255, (50, 40, 3), dtype=np.uint8)
+    ref = FaceAnalyzer(ifan)([photo])[0][0]
+    got = FaceAnalyzer(_artifact(ifan, "tflite"))([photo])[0][0]
+    np.testing.assert_allclose(got.landmarks, ref.landmarks, atol=0.05)
+    np.testing.assert_allclose(got.attributes["emotion"], ref.attributes["emotion"], atol=1e-4)
