@@ -147,7 +147,7 @@ def analyse_folder(run: Callable[[List[np.ndarray]], Tuple[List[list], Sequence[
     if os.path.exists(out_path) and good < os.path.getsize(out_path):
         with open(out_path, "r+b") as f:  # a cut last line: redo its photo
             f.truncate(good)
-    bar = PhotoProgress(max(len(todo), 1), stream=stream) if progress else None
+    bar = PhotoProgress(len(todo), stream=stream) if progress and todo else None
     counts = {"processed": 0, "errors": 0, "faces": 0}
     start = time.perf_counter()
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
