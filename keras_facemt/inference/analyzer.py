@@ -7,7 +7,8 @@ system's declaration (``configs.outputs.ServingSpec``, carried by the model's
 * a detecting model (``boxes`` / ``scores`` / ``count`` outputs) gives one ``Face``
   per detection, with every per-face output (landmarks, embedding, attributes, pose);
 * a crop model gives one ``Face`` for the whole image, with its per-image outputs
-  (landmarks, parsing, attributes, embedding).
+  (landmarks, parsing, attributes, embedding). To run crop models on every face a
+  detector finds in a photo, use ``inference.pipeline.FacePipeline``.
 
 Images of any size, aspect ratio and channel layout are accepted; they are
 stretched or letterboxed exactly as the model was trained (``data.letterbox``), and

@@ -9,7 +9,9 @@ trained:
 1. the detector runs batched over the photos (letterboxed as it declares); its
    points are mapped to the ``mtfl5`` scheme when it uses another
    (``data.landmarks.convert_points``);
-2. per model, each face's least-squares similarity from its 5 points onto the
+2. per model, each face's least-squares similarity from its 5 detected points (the
+   detector's, for every model: a later model's refined points do not move the
+   crops of the next) onto the
    model's template (``ops.align.template`` at the model's input size: 112x96 for
    MTFR; for a square crop model such as iFAN scaled about the centre by the
    declared ``Preprocessing.template_scale``, its training crops' looser framing)
