@@ -11,11 +11,10 @@ trained:
    (``data.landmarks.convert_points``);
 2. per model, each face's least-squares similarity from its 5 detected points (the
    detector's, for every model: a later model's refined points do not move the
-   crops of the next) onto the
-   model's template (``ops.align.template`` at the model's input size: 112x96 for
-   MTFR; for a square crop model such as iFAN scaled about the centre by the
-   declared ``Preprocessing.template_scale``, its training crops' looser framing)
-   is computed by ``ops.align.similarity_transform`` for all faces at once, and the
+   crops of the next) onto the model's template (``ops.align.template`` at the
+   model's input size: 112x96 for MTFR; for a square crop model such as iFAN scaled
+   about the centre by the declared ``Preprocessing.template_scale``, its training
+   crops' looser framing) is computed by ``ops.align.similarity_transform`` for all faces at once, and the
    face is warped bilinearly (pixels from outside the photo are 0, as in
    ``ops.align.align_faces``);
 3. each per-face model runs once over all faces of all photos of the call;
