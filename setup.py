@@ -30,6 +30,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["keras_facemt", "keras_facemt.*", "tfrecords_tools", "tfrecords_tools.*"]),
     install_requires=CORE,
-    extras_require={"export": EXPORT, "test": TEST, "gpu": GPU},
+    # bench/bench_peers.py's comparison with dlib's HOG + shape predictor + ResNet descriptor.
+    extras_require={"export": EXPORT, "test": TEST, "gpu": GPU,
+                    "peers": ["dlib-bin>=19.24", "face-recognition-models>=0.3.0"]},
     entry_points={"console_scripts": ["facemt=keras_facemt.cli:main"]},
 )

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     ("train", "keras_facemt.training.train_command"),
     ("bench", "keras_facemt.bench_command"),
     ("predict", "keras_facemt.inference.predict_command"),
+    ("compare", "keras_facemt.inference.compare_command"),
     ("synth", "keras_facemt.data.synth_command"),
     ("convert inspect vote-attributes", "tfrecords_tools.convert_command"),
     ("export", "keras_facemt.serving.export_command"),

@@ -70,3 +70,36 @@ def test_pipeline_exit_status_is_the_floor_verdict(monkeypatch, capsys, step_rat
     argv = ["--examples", "16", "--batch", "4", "--batches", "2", "--renders", "2"]
     assert bench.main(argv) == code
     assert ("BELOW the 5x floor" in capsys.readouterr().out) == (code == 1)
+
+
+def _peers(dlib_ms, uniface_ms, pipeline_ms):
+    def row(ms):
+        return None if ms is None else {"faces": {str(n): {"ms": v, "hog_found": 0.0} for n, v in zip((1, 5, 20), ms)},
+                                        "peak_rss_mb": 100.0}
+    return {"dlib": row(dlib_ms), "uniface_float32": row(uniface_ms), "uniface_int8": row(uniface_ms),
+            "pipeline_float32": row(pipeline_ms), "pipeline_int8": row(pipeline_ms)}
+
+
+def test_peers_floors_are_judged_against_dlib(capsys):
+    import argparse
+
+    bench = _bench("bench_peers")
+    args = argparse.Namespace(images=1, repeats=1)
+    assert bench.report(_peers((100, 500, 2000), (10, 10, 20), (50, 100, 300)), True, args) == 0
+    assert capsys.readouterr().out.count("PASS") == 3
+    # 20 faces: Uniface only 40x faster than dlib (floor 50x).
+    assert bench.report(_peers((100, 500, 2000), (10, 10, 50), (50, 100, 300)), True, args) == 1
+    assert "FAIL  uniface_float32 at 20 face(s): 40.0x" in capsys.readouterr().out
+    # An unmeasured row fails the run whatever the others say.
+    assert bench.report(_peers((100, 500, 2000), (10, 10, 20), None), True, args) == 1
+    assert "rows not measured: ['pipeline_float32', 'pipeline_int8']" in capsys.readouterr().out
+
+
+def test_peers_without_dlib_reports_own_rows_and_how_to_install(capsys):
+    import argparse
+
+    bench = _bench("bench_peers")
+    results = {k: v for k, v in _peers(None, (10, 10, 20), (50, 100, 300)).items() if k != "dlib"}
+    assert bench.report(results, False, argparse.Namespace(images=1, repeats=1)) == 0
+    out = capsys.readouterr().out
+    assert "pip install -e .[peers]" in out and "uniface_int8" in out

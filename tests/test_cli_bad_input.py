@@ -59,7 +59,7 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("inputs")
     p = {name: str(root / name) for name in ("missing", "empty.png", "text.png", "dir", "file", "model.keras",
                                              "truncated.keras", "other.keras", "photo.png", "blank.png", "data",
-                                             "jsonl", "empty.keras", "broken_data", "cut_data")}
+                                             "jsonl", "empty.keras", "broken_data", "cut_data", "detector.keras")}
     os.makedirs(p["dir"])
     open(p["empty.png"], "wb").close()
     open(p["empty.keras"], "wb").close()
@@ -72,6 +72,11 @@ def files(tmp_path_factory):
     cv2.imwrite(p["photo.png"], np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     cv2.imwrite(p["blank.png"], np.zeros((64, 64, 3), np.uint8))
     save_model(build_model("ifan", "tiny"), p["model.keras"])
+    from keras_facemt.models.registry import get_system
+
+    uniface = get_system("uniface")
+    save_model(uniface.serving_model(uniface.build(uniface.config("tiny")), uniface.config("tiny")),
+               p["detector.keras"])
     data = open(p["model.keras"], "rb").read()
     with open(p["truncated.keras"], "wb") as f:
         f.write(data[: len(data) // 2])
@@ -177,6 +182,35 @@ CASES = [
      "No space left", _full_json_writes),
     ("predict-disk-full-drawing", ["predict", "--model", "{model.keras}", "--draw", "{out}", "{photo.png}"],
      "No space left", _full_png_writes),
+    # predict: detector + per-face models
+    ("predict-missing-detector", ["predict", "--detector", "{missing}", "{photo.png}"], "{missing}", None),
+    ("predict-crop-model-as-detector", ["predict", "--detector", "{model.keras}", "{photo.png}"],
+     "{model.keras}", None),
+    ("predict-detector-as-analyzer", ["predict", "--detector", "{detector.keras}", "--analyzer",
+                                      "{detector.keras}", "{photo.png}"], "analyzer slot needs a per-face", None),
+    ("predict-missing-analyzer", ["predict", "--detector", "{detector.keras}", "--analyzer", "{missing}",
+                                  "{photo.png}"], "{missing}", None),
+    ("predict-pipeline-non-image", ["predict", "--detector", "{detector.keras}", "--analyzer", "{model.keras}",
+                                    "{text.png}"], "{text.png}", None),
+    ("predict-pipeline-missing-image", ["predict", "--detector", "{detector.keras}", "{missing}"], "{missing}",
+     None),
+    ("predict-analyzer-without-detector", ["predict", "--analyzer", "{model.keras}", "{photo.png}"], "--detector",
+     None),
+    ("predict-model-and-detector", ["predict", "--model", "{model.keras}", "--detector", "{detector.keras}",
+                                    "{photo.png}"], "Pass one of them", None),
+    # compare
+    ("compare-missing-image", ["compare", "{photo.png}", "{missing}", "--model", "{detector.keras}"], "{missing}",
+     None),
+    ("compare-non-image", ["compare", "{text.png}", "{photo.png}", "--model", "{detector.keras}"], "{text.png}",
+     None),
+    ("compare-missing-model", ["compare", "{photo.png}", "{photo.png}", "--model", "{missing}"], "{missing}", None),
+    ("compare-not-a-recognition-model", ["compare", "{photo.png}", "{photo.png}", "--model", "{model.keras}"],
+     "{model.keras}: not a recognition model", None),
+    ("compare-no-threshold", ["compare", "{photo.png}", "{photo.png}", "--model", "{detector.keras}"],
+     "pass --threshold", None),
+    ("compare-crop-model-as-detector", ["compare", "{photo.png}", "{photo.png}", "--model", "{detector.keras}",
+                                        "--detector", "{model.keras}", "--threshold", "0.5"], "detects faces itself",
+     None),
     # evaluate
     ("evaluate-missing-model", ["evaluate", "--model", "{missing}", "--data", "{data}"], "{missing}", None),
     ("evaluate-wrong-system", ["evaluate", "--model", "{other.keras}", "--data", "{data}"], "{other.keras}", None),

@@ -113,17 +113,28 @@ class Preprocessing:
             ``ops.align``'s template at the input size (MTFR): given points, the
             analyzer warps each face the same way; without points an image is taken
             as an already aligned crop and stretched. None: no alignment.
+        template_scale: where a crop model's training faces sit in its input, for
+            pipelines that cut faces out of photos by their 5 points
+            (``inference.pipeline``): ``ops.align``'s template at the input size,
+            scaled about the input's centre by this factor. 1.0 for faces aligned to
+            the template (MTFR); below 1 for crops that frame the face more loosely
+            (a face box with a margin, as iFAN's crops).
     """
 
     resize: str = "stretch"
     value_range: Tuple[float, float] = (0.0, 1.0)
     align: Optional[str] = None
+    template_scale: float = 1.0
 
     def __post_init__(self):
         if self.resize not in RESIZE_MODES:
             _bad(f"Unknown resize mode; choose from {RESIZE_MODES}.", resize=self.resize)
         if self.align not in (None, "mtfl5"):
             _bad("Alignment is by the 5 mtfl5 points or none.", align=self.align)
+        if not 0.1 <= float(self.template_scale) <= 4.0:
+            _bad("template_scale is the face's size relative to the alignment template, in [0.1, 4].",
+                 template_scale=self.template_scale)
+        object.__setattr__(self, "template_scale", float(self.template_scale))
         object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
 
 
@@ -189,7 +200,8 @@ class ServingSpec:
         return {"outputs": {k: s.to_json() for k, s in sorted(self.outputs.items())},
                 "preprocessing": {"resize": self.preprocessing.resize,
                                   "value_range": list(self.preprocessing.value_range),
-                                  "align": self.preprocessing.align}}
+                                  "align": self.preprocessing.align,
+                                  "template_scale": self.preprocessing.template_scale}}
 
     @classmethod
     def from_json(cls, values: Mapping[str, object]) -> "ServingSpec":

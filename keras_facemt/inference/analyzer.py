@@ -7,7 +7,8 @@ system's declaration (``configs.outputs.ServingSpec``, carried by the model's
 * a detecting model (``boxes`` / ``scores`` / ``count`` outputs) gives one ``Face``
   per detection, with every per-face output (landmarks, embedding, attributes, pose);
 * a crop model gives one ``Face`` for the whole image, with its per-image outputs
-  (landmarks, parsing, attributes, embedding).
+  (landmarks, parsing, attributes, embedding). To run crop models on every face a
+  detector finds in a photo, use ``inference.pipeline.FacePipeline``.
 
 Images of any size, aspect ratio and channel layout are accepted; they are
 stretched or letterboxed exactly as the model was trained (``data.letterbox``), and
@@ -16,8 +17,7 @@ results come back in the pixel coordinates of each original image.
 
 from __future__ import annotations
 
-import os
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -25,53 +25,22 @@ from keras_facemt.configs.outputs import OutputSpec, ServingSpec
 from keras_facemt.data.letterbox import Letterbox, resize_image
 from keras_facemt.errors import ConfigError
 from keras_facemt.inference.face import Face
-from keras_facemt.models.model_info import resolve_domain
-
-
-def deployable_model(model):
-    """``model`` as the graph it deploys, with its ``ModelInfo``.
-
-    Args:
-        model: a ``keras.Model`` (built or loaded by keras-facemt), or a path to a
-            ``.keras`` file, a run directory or a directory holding ``model.keras``.
-
-    Returns:
-        ``(model, info)``.
-
-    Raises:
-        ConfigError: when the model carries no ``ModelInfo`` (a plain Keras model,
-            or a file saved by ``model.save`` outside a run directory).
-    """
-    from keras_facemt.models.model_info import info_of
-
-    if isinstance(model, (str, os.PathLike)):
-        from keras_facemt.serving.model_source import load_model_source
-
-        model, _ = load_model_source(os.fspath(model))
-    info = info_of(model)
-    if info is None:
-        raise ConfigError(
-            "The model does not say which keras-facemt system it is: build it with keras_facemt.build_model, "
-            "load it with keras_facemt.load_model, or pass a file saved by keras_facemt.save_model. "
-            f"Received: model={getattr(model, 'name', type(model).__name__)!r}"
-        )
-    if not info.deployable:
-        from keras_facemt.models.registry import get_system
-
-        model = get_system(info.system).deployable(model, info)
-        info = info_of(model)
-    return model, info
+from keras_facemt.inference.stage import load_stage
 
 
 class FaceAnalyzer:
     """Runs a model over batches of images and returns ``Face`` objects per image.
 
     Args:
-        model: a ``keras.Model`` built or loaded by keras-facemt, or a path to a
-            ``.keras`` file or a run directory.
+        model: a ``keras.Model`` built or loaded by keras-facemt, a path to a
+            ``.keras`` file or a run directory, an export directory or an exported
+            artifact (``.tflite``, ``.onnx``, SavedModel), or a ``ModelStage``
+            (``inference.stage.load_stage`` says how each form is read).
         domain: BN domain fed to models with a ``domain`` input: an id, or the name of
             a dataset (or task) the model was trained on.
         batch_size: images per forward pass.
+        artifact: with an export directory, the artifact to run (``tflite_int8``, ...).
+        num_threads: TFLite / ONNX runtime threads.
 
     Example:
         >>> analyzer = FaceAnalyzer("runs/ifan_3t/model.keras", domain="synth_webcam")
@@ -79,29 +48,18 @@ class FaceAnalyzer:
         >>> faces_per_image[0][0].label("emotion")
     """
 
-    def __init__(self, model, domain: Union[int, str] = 0, batch_size: int = 32):
-        where = f"{os.fspath(model)}: not a face model for FaceAnalyzer. " if isinstance(model, (str, os.PathLike)) \
-            else ""
-        self.model, self.info = deployable_model(model)
-        self.spec: ServingSpec = self.info.serving
+    def __init__(self, model, domain: Union[int, str] = 0, batch_size: int = 32, artifact: Optional[str] = None,
+                 num_threads: int = 1):
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+        self.stage = load_stage(model, domain, artifact=artifact, num_threads=num_threads)
+        self.model, self.info = self.stage.model, self.stage.info
+        self.spec: ServingSpec = self.stage.spec
         self.batch_size = int(batch_size)
-        self.domain = resolve_domain(domain, dict(self.info.domains))
-        if self.domain is None:
-            raise ConfigError("domain must be an id or a training dataset name. Received: domain=None")
-        try:
-            inputs = self.model.input
-        except AttributeError:  # a model that was never built has no inputs
-            inputs = {}
-        if not isinstance(inputs, dict) or "image" not in inputs:
-            raise ConfigError(f"{where}The model has no 'image' input. Received: inputs={inputs}")
-        shape = tuple(inputs["image"].shape)
-        if len(shape) != 4 or shape[1] is None or shape[2] is None:
-            raise ConfigError(f"{where}The model's image input needs a static size. Received: shape={shape}")
-        self.input_size = (int(shape[1]), int(shape[2]))
-        self.takes_domain = "domain" in inputs
-        self.letterbox = self.spec.preprocessing.resize == "letterbox"
+        self.domain = self.stage.domain
+        self.input_size = self.stage.input_size
+        self.takes_domain = self.domain is not None
+        self.letterbox = self.stage.letterbox
 
     @property
     def detecting(self) -> bool:
@@ -147,31 +105,11 @@ class FaceAnalyzer:
 
     def run_batch(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
         """The model's declared outputs on a prepared input batch ``[N, H, W, 3]``."""
-        feed = {"image": batch}
-        if self.takes_domain:
-            feed["domain"] = np.full((len(batch),), self.domain, np.int32)
-        outputs = self.model(feed, training=False)
-        return {k: np.asarray(outputs[k]) for k in self.spec.outputs}
+        return self.stage(batch)
 
     # -- per-face results --------------------------------------------------------------
     def _fill(self, face: Face, key: str, spec: OutputSpec, value: np.ndarray, lb: Letterbox) -> None:
-        if spec.kind == "landmarks":
-            face.landmarks = lb.points_to_pixels(value)
-        elif spec.kind == "parsing_logits":
-            face.parsing = _parsing_to_original(value, lb)
-        elif spec.kind == "embedding":
-            e = np.asarray(value, np.float32).reshape(-1)
-            face.embedding = e / max(float(np.linalg.norm(e)), 1e-12)
-        elif spec.kind == "class_logits":
-            face.attributes[spec.task or key] = _activate(value, spec.activation)
-        elif spec.kind == "multilabel":
-            probs = _activate(value, spec.activation)
-            for name, p in zip(spec.names, np.asarray(probs).reshape(-1)):
-                face.attributes[name] = float(p)
-        elif spec.kind == "regression":
-            face.attributes[spec.task or key] = float(np.asarray(value).reshape(-1)[0])
-        elif spec.kind == "pose":
-            face.pose = np.asarray(value, np.float32).reshape(3)
+        fill_face(face, key, spec, value, lb.points_to_pixels, lambda logits: _parsing_to_original(logits, lb))
 
     def _crop_face(self, out, i, lb: Letterbox) -> Face:
         face = Face(box=np.array([0, 0, lb.orig_width, lb.orig_height], np.float32))
@@ -181,16 +119,68 @@ class FaceAnalyzer:
         return face
 
     def _detections(self, out, i, lb: Letterbox) -> List[Face]:
-        boxes, scores = self.spec.key_of("boxes"), self.spec.key_of("scores")
-        n = int(np.asarray(out[self.spec.key_of("count")][i]).reshape(-1)[0])
+        return detected_faces(self.spec, {k: v[i:i + 1] for k, v in out.items()}, [lb])[0]
+
+
+def detected_faces(spec: ServingSpec, out: Dict[str, np.ndarray], letterboxes: Sequence[Letterbox]
+                   ) -> List[List[Face]]:
+    """One list of ``Face`` per image of a detector's output batch ``out``, in the
+    detector's (score) order, geometry mapped back through each image's letterbox.
+
+    Args:
+        spec: the detector's declaration.
+        out: its outputs, ``[batch, D, ...]`` per face, ``[batch]`` count.
+        letterboxes: each image's ``data.letterbox.Letterbox``.
+    """
+    boxes, scores = spec.key_of("boxes"), spec.key_of("scores")
+    results = []
+    for i, lb in enumerate(letterboxes):
+        n = int(np.asarray(out[spec.key_of("count")][i]).reshape(-1)[0])
         faces = []
         for j in range(n):
             face = Face(box=lb.boxes_to_pixels(out[boxes][i, j]), score=float(out[scores][i, j]))
-            for key, spec in self.spec.outputs.items():
-                if spec.per_face and spec.kind not in ("boxes", "scores"):
-                    self._fill(face, key, spec, out[key][i, j], lb)
+            for key, s in spec.outputs.items():
+                if s.per_face and s.kind not in ("boxes", "scores"):
+                    fill_face(face, key, s, out[key][i, j], lb.points_to_pixels,
+                              lambda logits: _parsing_to_original(logits, lb))
             faces.append(face)
-        return faces
+        results.append(faces)
+    return results
+
+
+def fill_face(face: Face, key: str, spec: OutputSpec, value: np.ndarray,
+              points_to_pixels: Callable[[np.ndarray], np.ndarray],
+              parsing_to_pixels: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Sets the field of ``face`` that one declared output (one image's, or one
+    detection's, slice ``value``) predicts.
+
+    Args:
+        face: the face to fill.
+        key: the output key (names an attribute when the declaration has no task).
+        spec: the output's declaration.
+        value: the output for this face (no batch or detection axis).
+        points_to_pixels: normalised model-input ``[..., 2]`` (x, y) -> pixels of the
+            original image.
+        parsing_to_pixels: parsing logits ``[h, w, C]`` -> uint8 class ids over the
+            original image.
+    """
+    if spec.kind == "landmarks":
+        face.landmarks = np.asarray(points_to_pixels(value), np.float32)
+    elif spec.kind == "parsing_logits":
+        face.parsing = parsing_to_pixels(value)
+    elif spec.kind == "embedding":
+        e = np.asarray(value, np.float32).reshape(-1)
+        face.embedding = e / max(float(np.linalg.norm(e)), 1e-12)
+    elif spec.kind == "class_logits":
+        face.attributes[spec.task or key] = _activate(value, spec.activation)
+    elif spec.kind == "multilabel":
+        probs = _activate(value, spec.activation)
+        for name, p in zip(spec.names, np.asarray(probs).reshape(-1)):
+            face.attributes[name] = float(p)
+    elif spec.kind == "regression":
+        face.attributes[spec.task or key] = float(np.asarray(value).reshape(-1)[0])
+    elif spec.kind == "pose":
+        face.pose = np.asarray(value, np.float32).reshape(3)
 
 
 def _aligned(image, points, size):

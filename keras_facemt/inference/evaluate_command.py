@@ -31,7 +31,7 @@ def evaluate(model_path: str, data_dirs: List[str], split: str = "test", domain=
     from keras_facemt.data import shards
     from keras_facemt.data.pairs import has_pairs
     from keras_facemt.evaluation.declared_metrics import evaluate_declared_outputs
-    from keras_facemt.inference.analyzer import deployable_model
+    from keras_facemt.inference.stage import deployable_model
     from keras_facemt.models.model_info import resolve_domain
     from keras_facemt.serving.verification_data import load_verification_data, model_tasks
     from keras_facemt.serving.verify import keras_outputs

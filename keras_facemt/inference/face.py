@@ -25,6 +25,9 @@ class Face:
         attributes: attribute name -> class probabilities ``[C]``, or a float: the
             probability of a multi-label attribute (``celeba/Male``) or the value of a
             regression attribute (``age`` in years).
+        sources: field (``box``, ``landmarks``, ``parsing``, ``embedding``, ``pose``)
+            or attribute name -> the system that predicted it (filled by
+            ``FacePipeline``, where several models contribute to one face).
     """
 
     box: np.ndarray
@@ -34,6 +37,7 @@ class Face:
     embedding: Optional[np.ndarray] = None
     pose: Optional[np.ndarray] = None
     attributes: Dict[str, object] = dataclasses.field(default_factory=dict)
+    sources: Dict[str, str] = dataclasses.field(default_factory=dict)
 
     def label(self, name: str) -> Optional[str]:
         """The most probable class name of attribute ``name`` (None if not predicted)."""
@@ -69,3 +73,27 @@ def compare_faces(a: Face, b: Face, threshold: float):
     ea, eb = np.asarray(a.embedding, np.float64), np.asarray(b.embedding, np.float64)
     cos = float(ea @ eb / max(np.linalg.norm(ea) * np.linalg.norm(eb), 1e-12))
     return cos >= float(threshold), cos
+
+
+def face_to_json(face) -> Dict[str, object]:
+    """A ``Face`` as plain JSON (parsing maps summarised by class pixel counts)."""
+    out: Dict[str, object] = {"box": [round(float(v), 2) for v in face.box], "score": round(float(face.score), 4)}
+    if face.landmarks is not None:
+        out["landmarks"] = np.round(face.landmarks, 2).tolist()
+    if face.parsing is not None:
+        from keras_facemt.data.schema import PARSING_CLASSES
+
+        counts = np.bincount(face.parsing.ravel(), minlength=len(PARSING_CLASSES))
+        out["parsing_pixels"] = {name: int(c) for name, c in zip(PARSING_CLASSES, counts) if c}
+    if face.embedding is not None:
+        out["embedding"] = np.round(face.embedding, 5).tolist()
+    if face.pose is not None:
+        out["pose"] = {k: round(float(v), 2) for k, v in zip(("yaw", "pitch", "roll"), face.pose)}
+    for name, probs in face.attributes.items():
+        out.setdefault("attributes", {})[name] = {
+            "label": face.label(name),
+            "probabilities": np.round(np.asarray(probs, np.float64), 4).tolist(),
+        }
+    if face.sources:
+        out["sources"] = dict(face.sources)
+    return out

@@ -31,4 +31,4 @@ def serving_spec(config: IFANConfig) -> ServingSpec:
             spec = schema.attribute_spec(task)
             names = spec.class_names or tuple(str(i) for i in range(spec.num_classes))
             outputs[f"{task}_logits"] = OutputSpec("class_logits", task=task, names=names, activation="softmax")
-    return ServingSpec(outputs, Preprocessing(resize="stretch"))
+    return ServingSpec(outputs, Preprocessing(resize="stretch", template_scale=0.66))  # crops: face box + margin
