@@ -149,18 +149,20 @@ def test_smoke_experiment_beats_the_strongest_trivial_baselines(ifan_smoke_run):
         results = json.load(f)
     final, base = results["final"], results["baselines"]
     last = f"iter_{results['iterations']}"
-    # Margins well beyond run-to-run noise: two runs of this configuration measured
-    # 29.9% / 30.2% parsing F and 20.7% / 20.9% NME (reports/ifan_ablation_smoke.md).
-    # Landmarks: measured NME 20.9% against the mean shape's 31.2%.
+    # Every task against its strongest trivial baseline, by a margin well beyond
+    # run-to-run noise. Measured on this configuration (2 cores): landmarks NME 20.1%
+    # against the mean shape's 31.2%; parsing overall F 31.6% against the per-pixel
+    # prior map's 21.6% (the stronger of the two trivial parsers); emotion 26.7%
+    # against 14.3% (the stronger of chance and the majority class; 288 held-out
+    # crops, so one standard error is about 2.5 points).
+    strongest = {h["metric"]: h for h in results["headline"]}
+    assert strongest["parsing_overall"]["baseline_name"] == "per-pixel prior map"
+    assert base["parsing"]["prior_map"]["overall"] > base["parsing"]["majority_class"]["overall"]
     assert final["landmarks"][last]["nme"] < base["landmarks"]["mean_shape"]["nme"] - 0.05
-    # Parsing: against each pixel's most frequent training class (the stronger of the two
-    # trivial parsers); measured overall F 30.2% against the prior map's 21.6%.
-    prior = base["parsing"]["prior_map"]["overall"]
-    assert prior > base["parsing"]["majority_class"]["overall"]
-    assert final["parsing"][last]["overall"] > prior + 0.05
-    # Emotion is the one task this budget does not learn beyond its strongest baseline
-    # (measured 17.7% against the majority class's 16.7%): only a sanity bound here.
-    assert final["emotion"][last]["accuracy"] > base["emotion"]["chance"] + 0.02
+    assert final["parsing"][last]["overall"] > base["parsing"]["prior_map"]["overall"] + 0.05
+    emotion_baseline = max(base["emotion"]["chance"], base["emotion"]["majority"])
+    assert strongest["emotion_accuracy"]["baseline"] == pytest.approx(emotion_baseline)
+    assert final["emotion"][last]["accuracy"] > emotion_baseline + 0.06
     # Every stage was evaluated (Fig. 7): three pre-training stages and fine-tuning.
     # run_config.json names every training dataset's BN domain (and each task's), so
     # `facemt export --data DIR` verifies each directory in the domain it trained in.

@@ -233,13 +233,16 @@ def _ifan_3t_smoke() -> IFANExperiment:
     return IFANExperiment(
         name="ifan_3t_smoke",
         description="iFAN 3T smoke test: tiny model, 32x32 faces, ITER=1; < 3 min on 2 CPU cores",
+        # Emotion at 32x32 is the hardest task: with 640 crops it stayed within noise of
+        # the majority class (20.8% vs 16.7%); 1,536 crops (and 288 held out, to
+        # tell a 5-point gain from noise) let it learn within the budget.
         data=(TaskData("parsing", "studio", 384, 96, 32), TaskData("landmarks", "webcam", 384, 96, 32),
-              TaskData("emotion", "outdoor", 640, 192, 32)),
+              TaskData("emotion", "outdoor", 1536, 288, 32)),
         model_preset="tiny",
         iterations=1,
         image_size=32,
         pretrain_epochs=10.0,
-        finetune_epochs=5.0,
+        finetune_epochs=3.0,
         finetune_final_lr=1e-4,
         eval_points=1,
         steps_per_loop=24,
