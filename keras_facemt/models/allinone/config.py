@@ -82,8 +82,8 @@ class AllInOneConfig:
     num_landmarks: int = 21
     batch_norm: bool = True
     dropout: float = 0.0
-    age_offset: float = 35.0
-    age_scale: float = 10.0
+    age_offset: float = 40.0
+    age_scale: float = 20.0
     pose_scale: float = 90.0
 
     def __post_init__(self):

@@ -66,7 +66,7 @@ def build_allinone(*, image_size: int = 64, convs: Sequence[Tuple] = (), pool_si
                    fused_size: int = 6, fused_channels: int = 32, reduced_channels: int = 64, shared_fc: int = 256,
                    task_fc: int = 64, subject_fc: Tuple[int, int] = (128, 64), identity_fc: int = 256,
                    descriptor_dim: int = 128, num_identities: int = 300, num_landmarks: int = 21,
-                   batch_norm: bool = True, dropout: float = 0.0, age_offset: float = 35.0, age_scale: float = 10.0,
+                   batch_norm: bool = True, dropout: float = 0.0, age_offset: float = 40.0, age_scale: float = 20.0,
                    pose_scale: float = 90.0, name: str = "allinone") -> keras.Model:
     """Builds the All-in-One training graph.
 
