@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Sequence
 
 import numpy as np
 
@@ -230,7 +230,8 @@ def prepare(exp, input_size: int, data_dir: str, log: Callable = print) -> Dict[
         "verification": arrays}``.
     """
     spec = {k: v for k, v in sorted(vars(exp).items()) if k not in ("name", "steps_euclidean", "steps_gaussian",
-                                                                      "learning_rate", "loss_weights", "batch_sizes")}
+                                                                      "learning_rate", "loss_weights", "batch_sizes",
+                                                                      "scene_eval_scenes")}
     key = hashlib.sha1(json.dumps({**spec, "input": input_size}, sort_keys=True, default=str).encode()).hexdigest()[:12]
     root = os.path.join(data_dir, f"allinone-{key}")
     os.makedirs(root, exist_ok=True)

@@ -36,8 +36,8 @@ from keras_facemt.errors import ConfigError
 
 # Eq. 8's lambda_t ("chosen empirically", regression tasks weighted higher; UNSPEC).
 DEFAULT_LOSS_WEIGHTS = (("detection", 1.0), ("landmarks", 5.0), ("visibility", 0.5), ("pose", 5.0),
-                        ("smile", 1.0), ("gender", 1.0), ("age", 0.005), ("identity", 1.0))
-DEFAULT_BATCH_SIZES = (("aflw", 64), ("celeba", 16), ("imdb_wiki", 16), ("morph", 16), ("casia", 32))
+                        ("smile", 2.0), ("gender", 1.0), ("age", 0.005), ("identity", 1.0))
+DEFAULT_BATCH_SIZES = (("aflw", 48), ("celeba", 16), ("imdb_wiki", 12), ("morph", 12), ("casia", 24))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +62,9 @@ class AllInOneExperiment:
         test_identities, test_images_per_identity: verification population.
         verification_pairs: balanced pairs (multiple of 20: 10 folds).
         eval_proposals: face proposals averaged per test face (smile, gender, age).
+        scene_eval_scenes: test scenes run through the stage-1 pipeline
+            (``scene_pipeline.py``: dense windows, IRP, L-NMS) for AP at IoU 0.5
+            (0: skipped).
         steps_euclidean, steps_gaussian: updates with Eq. 6 at lambda 0, then 1.
         batch_sizes: ``(stream, examples)`` per update (mixed).
         learning_rate: Adam's initial rate (cosine decay over the run).
@@ -89,8 +92,9 @@ class AllInOneExperiment:
     test_images_per_identity: int = 6
     verification_pairs: int = 2000
     eval_proposals: int = 3
-    steps_euclidean: int = 2000
-    steps_gaussian: int = 600
+    scene_eval_scenes: int = 40
+    steps_euclidean: int = 1500
+    steps_gaussian: int = 500
     batch_sizes: Tuple[Tuple[str, int], ...] = DEFAULT_BATCH_SIZES
     learning_rate: float = 2e-3
     loss_weights: Tuple[Tuple[str, float], ...] = DEFAULT_LOSS_WEIGHTS
@@ -101,6 +105,9 @@ class AllInOneExperiment:
                      "faces_per_identity", "train_identities", "test_identities", "eval_proposals"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        if not 0 <= self.scene_eval_scenes <= self.test_scenes:
+            raise ConfigError(f"scene_eval_scenes must be in [0, test_scenes]. Received: scene_eval_scenes="
+                              f"{self.scene_eval_scenes}, test_scenes={self.test_scenes}")
         if self.images_per_identity < 2 or self.test_images_per_identity < 2:
             raise ConfigError(f"Each person needs >= 2 images. Received: images_per_identity="
                               f"{self.images_per_identity}, test_images_per_identity={self.test_images_per_identity}")
@@ -136,8 +143,8 @@ def _allinone_smoke() -> AllInOneExperiment:
         "allinone_smoke", preset="tiny", scene_size=96, render_size=64, train_scenes=300, test_scenes=60,
         attribute_identities=100, faces_per_identity=3, train_identities=60, images_per_identity=8,
         test_identities=40, test_images_per_identity=4, verification_pairs=400, steps_euclidean=450,
-        steps_gaussian=150, batch_sizes=(("aflw", 48), ("celeba", 12), ("imdb_wiki", 12), ("morph", 12),
-                                         ("casia", 24)),
+        steps_gaussian=150, scene_eval_scenes=10,
+        batch_sizes=(("aflw", 48), ("celeba", 16), ("imdb_wiki", 12), ("morph", 12), ("casia", 24)),
     )
 
 
@@ -146,6 +153,7 @@ def _allinone_paper() -> AllInOneExperiment:
         "allinone_paper", preset="paper", scene_size=454, render_size=256, max_faces=6, train_scenes=20000,
         test_scenes=1000, attribute_identities=5000, faces_per_identity=20, train_identities=10548,
         images_per_identity=40, test_identities=1000, test_images_per_identity=10, verification_pairs=6000,
+        scene_eval_scenes=1000,
         steps_euclidean=20000, steps_gaussian=20000, learning_rate=1e-4,
         batch_sizes=(("aflw", 128), ("celeba", 32), ("imdb_wiki", 32), ("morph", 32), ("casia", 64)),
     )

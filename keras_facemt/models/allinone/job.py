@@ -22,7 +22,7 @@ from typing import Dict
 
 from keras_facemt.errors import ConfigError
 from keras_facemt.models.allinone import task
-from keras_facemt.models.allinone.experiments import EXPERIMENTS, AllInOneExperiment, get_experiment  # noqa: F401
+from keras_facemt.models.allinone.experiments import EXPERIMENTS, AllInOneExperiment, get_experiment  # noqa: F401 (job API)
 
 DEFAULT_EXPERIMENT = "allinone"
 DATA_TASKS = ()  # SynthFace only: no converter yet writes IoU-labelled proposals
@@ -38,7 +38,8 @@ def model_config(exp: AllInOneExperiment):
 
 def add_arguments(parser) -> None:
     """All-in-One's own flags for ``facemt train allinone``."""
-    parser.add_argument("--steps", default=None, help="EUCLIDEAN,GAUSSIAN updates (Eq. 6 lambda 0, then 1), e.g. 2000,600")
+    parser.add_argument("--steps", default=None,
+                        help="EUCLIDEAN,GAUSSIAN updates (Eq. 6 lambda 0, then 1), e.g. 1500,500")
 
 
 def parse_steps(text: str) -> dict:

@@ -8,7 +8,6 @@ from typing import Dict, List
 
 import numpy as np
 
-from keras_facemt.data import batch as B
 from keras_facemt.metrics.landmark_error import nme_per_face
 from keras_facemt.metrics.verification import verification_accuracy
 from keras_facemt.models.allinone import losses as L
@@ -93,8 +92,10 @@ def face_averages(pred: Dict, scenes: Dict):
     pixels = pred["landmarks"] * wh[:, None, :] + props[:, None, :2]
     good = (scenes["iou"] > FACE_IOU) & (scenes["face"] >= 0)
     faces = np.unique(scenes["face"][good])
-    pts = np.stack([pixels[good & (scenes["face"] == f)].mean(0) for f in faces]) if len(faces) else np.zeros((0, 21, 2))
-    pose = np.stack([pred["pose"][good & (scenes["face"] == f)].mean(0) for f in faces]) if len(faces) else np.zeros((0, 3))
+    if not len(faces):
+        return faces, np.zeros((0, 21, 2)), np.zeros((0, 3))
+    pts = np.stack([pixels[good & (scenes["face"] == f)].mean(0) for f in faces])
+    pose = np.stack([pred["pose"][good & (scenes["face"] == f)].mean(0) for f in faces])
     return faces, pts, pose
 
 
@@ -196,8 +197,8 @@ def verification_metrics(embedding: np.ndarray, faces: Dict, num_pairs: int, see
         return verification_accuracy(np.sum(e[pairs[:, 0]] * e[pairs[:, 1]], -1), same, folds=folds)
 
     model = acc(embedding)
-    return {"accuracy": model["accuracy"], "std": model["std"], "pixels": acc(pixel_embedding(faces["image"]))["accuracy"],
-            "chance": 0.5, "pairs": int(len(pairs)), "people": int(len(np.unique(faces["identity"])))}
+    return {"accuracy": model["accuracy"], "std": model["std"],
+            "pixels": acc(pixel_embedding(faces["image"]))["accuracy"], "chance": 0.5, "pairs": int(len(pairs)), "people": int(len(np.unique(faces["identity"])))}
 
 
 def mean_shape(train_aflw: Dict) -> np.ndarray:
@@ -214,12 +215,20 @@ def evaluate(model, exp, data: Dict) -> Dict[str, object]:
     p_scenes = predict(model, scenes["image"])
     p_faces = predict(model, faces["image"])
     p_ver = predict(model, ver["image"])
-    return {
+    out = {
         "detection": detection_metrics(p_scenes, scenes),
         "landmarks_pose": landmark_pose_metrics(p_scenes, scenes, mean_shape(data["train"]["aflw"])),
         "attributes": attribute_metrics(p_faces, faces, data["train"]),
         "verification": verification_metrics(p_ver["embedding"], ver, exp.verification_pairs, exp.seed),
     }
+    if exp.scene_eval_scenes:
+        from keras_facemt.models.allinone import scene_pipeline as S
+
+        train = data["train"]["aflw"]
+        prior = S.box_prior(train["face_box"], train["face_points"], S.defined_points())
+        size = int(scenes["image"].shape[1])
+        out["scenes"] = S.scene_metrics(model, scenes, size, prior, exp.scene_eval_scenes)
+    return out
 
 
 def headline(metrics: Dict) -> List[Dict[str, object]]:
@@ -230,7 +239,7 @@ def headline(metrics: Dict) -> List[Dict[str, object]]:
     props = "held-out scene proposals (IoU > 0.5 face, < 0.35 background)"
     faces = "held-out scene faces (mean over proposals IoU > 0.5)"
     unseen = "unseen people (mean over face proposals)"
-    return [
+    out = [
         headline_entry("detection_ap", props, d["ap"], [("constant score (positive rate)", d["positive_rate"])]),
         headline_entry("detection_accuracy", props, d["accuracy"], [("majority class", d["majority_accuracy"])]),
         headline_entry("landmark_nme_visible_box", faces, lp["nme"], [("mean shape in the face box",
@@ -246,6 +255,12 @@ def headline(metrics: Dict) -> List[Dict[str, object]]:
         headline_entry("verification_accuracy_10fold", "unseen people, balanced pairs", v["accuracy"],
                        [("chance", v["chance"]), ("raw pixels (cosine)", v["pixels"])]),
     ]
+    if "scenes" in metrics:
+        s = metrics["scenes"]
+        out.insert(0, headline_entry("scene_detection_ap_at_0.5", f"{s['scenes']} held-out scenes, stage 1 (dense "
+                                     "windows, IRP, landmark NMS)", s["ap"],
+                                     [("every window, random score", s["random_window_ap"])]))
+    return out
 
 
 def results_markdown(results: Dict) -> str:
@@ -260,7 +275,8 @@ def results_markdown(results: Dict) -> str:
         lines.append(f"| {h['metric']} | {h['split']} | {h['model']:.4f} | {h['baseline']:.4f} | {h['baseline_name']} |")
     lp = results["metrics"]["landmarks_pose"]
     lines += ["", "## Landmarks in |yaw| bins (Table II layout, NME % of the face box)", "",
-              "| | " + " | ".join(lp["nme_yaw_bins"]) + " | mean | std |", "|---" * (len(lp["nme_yaw_bins"]) + 3) + "|",
+              "| | " + " | ".join(lp["nme_yaw_bins"]) + " | mean | std |",
+              "|---" * (len(lp["nme_yaw_bins"]) + 3) + "|",
               "| SynthFace, this run | " + " | ".join(f"{100 * b['nme']:.2f}" for b in lp["nme_yaw_bins"].values())
               + f" | {100 * lp['nme']:.2f} | {100 * lp['nme_bin_std']:.2f} |",
               "| SynthFace, mean shape | " + " | ".join(f"{100 * b['mean_shape_nme']:.2f}"
@@ -269,6 +285,10 @@ def results_markdown(results: Dict) -> str:
               "| faces | " + " | ".join(str(b["faces"]) for b in lp["nme_yaw_bins"].values()) + " | | |"]
     for name, (a, b, c, m) in PAPER_TABLE2.items():
         lines.append(f"| paper {name} (AFLW, other normalisation) | {a} | {b} | {c} | {m} | |")
+    if "scenes" in results["metrics"]:
+        sc = results["metrics"]["scenes"]
+        lines += ["", f"Stage 1 on {sc['scenes']} whole scenes: AP@0.5 {sc['ap']:.4f} over {sc['faces']} faces "
+                  f"(faces smaller than the smallest window ignored), final recall {sc['recall']:.3f}."]
     lines += ["", f"Yaw within 15 degrees: {100 * lp['yaw_within_15']:.1f}% of {lp['faces']} faces "
               f"(of {lp['faces_total']}); pitch MAE {lp['pitch_mae']:.1f}, roll MAE {lp['roll_mae']:.1f} degrees.", "",
               "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings_seconds"].items())]
