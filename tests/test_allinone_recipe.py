@@ -12,7 +12,7 @@ import pytest
 from keras_facemt import cli
 from keras_facemt.metrics.headline import beats_baseline
 
-HEADLINE = ["detection_ap", "detection_accuracy", "landmark_nme_visible_box", "yaw_mae_degrees", "age_mae_years",
+HEADLINE = ["scene_detection_ap_at_0.5", "detection_ap", "detection_accuracy", "landmark_nme_visible_box", "yaw_mae_degrees", "age_mae_years",
             "gender_accuracy", "smile_accuracy", "verification_accuracy_10fold"]
 
 
@@ -29,5 +29,6 @@ def test_allinone_smoke_beats_every_trivial_baseline(tmp_path):
     m = results["metrics"]
     assert set(m["landmarks_pose"]["nme_yaw_bins"]) == {"0-30", "30-60", "60-90"}
     assert m["detection"]["proposals"] > 500 and m["verification"]["pairs"] == 400
+    assert m["scenes"]["scenes"] == 10 and m["scenes"]["faces"] > 0
     assert (run / "model.keras").exists() and (run / "results.md").read_text().startswith("# All-in-One results")
     assert results["training_examples"]["aflw"] > 1000

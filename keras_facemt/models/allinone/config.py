@@ -64,10 +64,10 @@ class AllInOneConfig:
         pose_scale: the pose output is ``pose_scale * raw`` degrees.
     """
 
-    image_size: int = 64
-    convs: Tuple[ConvSpec, ...] = ((16, 3, 1, "same", True), (32, 3, 1, "same", True), (48, 3, 1, "same", False),
-                                   (64, 3, 1, "same", True), (96, 3, 1, "same", False),
-                                   (128, 3, 1, "same", False), (128, 3, 1, "same", False))
+    image_size: int = 48
+    convs: Tuple[ConvSpec, ...] = ((12, 3, 1, "same", True), (24, 3, 1, "same", True), (32, 3, 1, "same", False),
+                                   (48, 3, 1, "same", True), (64, 3, 1, "same", False),
+                                   (96, 3, 1, "same", False), (96, 3, 1, "same", False))
     pool_size: int = 2
     pool_stride: int = 2
     fused_size: int = 6

@@ -75,10 +75,10 @@ class AllInOneExperiment:
     name: str
     preset: str = "small"
     model_overrides: Tuple[Tuple[str, object], ...] = ()
-    scene_size: int = 160
-    render_size: int = 96
+    scene_size: int = 128
+    render_size: int = 80
     max_faces: int = 3
-    train_scenes: int = 1500
+    train_scenes: int = 1200
     test_scenes: int = 200
     jittered_per_face: int = 6
     random_per_scene: int = 6
@@ -93,8 +93,8 @@ class AllInOneExperiment:
     verification_pairs: int = 2000
     eval_proposals: int = 3
     scene_eval_scenes: int = 40
-    steps_euclidean: int = 1500
-    steps_gaussian: int = 500
+    steps_euclidean: int = 1200
+    steps_gaussian: int = 400
     batch_sizes: Tuple[Tuple[str, int], ...] = DEFAULT_BATCH_SIZES
     learning_rate: float = 2e-3
     loss_weights: Tuple[Tuple[str, float], ...] = DEFAULT_LOSS_WEIGHTS

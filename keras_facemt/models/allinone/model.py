@@ -62,7 +62,7 @@ def _pool(x, pool: int, stride: int, name: str):
     return keras.layers.MaxPooling2D(pool, stride, padding="valid", name=name)(x)
 
 
-def build_allinone(*, image_size: int = 64, convs: Sequence[Tuple] = (), pool_size: int = 2, pool_stride: int = 2,
+def build_allinone(*, image_size: int = 48, convs: Sequence[Tuple] = (), pool_size: int = 2, pool_stride: int = 2,
                    fused_size: int = 6, fused_channels: int = 32, reduced_channels: int = 64, shared_fc: int = 256,
                    task_fc: int = 64, subject_fc: Tuple[int, int] = (128, 64), identity_fc: int = 256,
                    descriptor_dim: int = 128, num_identities: int = 300, num_landmarks: int = 21,
