@@ -12,8 +12,8 @@ import pytest
 from keras_facemt import cli
 from keras_facemt.metrics.headline import beats_baseline
 
-HEADLINE = ["scene_detection_ap_at_0.5", "detection_ap", "detection_accuracy", "landmark_nme_visible_box", "yaw_mae_degrees", "age_mae_years",
-            "gender_accuracy", "smile_accuracy", "verification_accuracy_10fold"]
+HEADLINE = ["scene_detection_ap_at_0.5", "detection_ap", "detection_accuracy", "landmark_nme_visible_box",
+            "yaw_mae_degrees", "age_mae_years", "gender_accuracy", "smile_accuracy", "verification_accuracy_10fold"]
 
 
 @pytest.mark.timeout(600)
