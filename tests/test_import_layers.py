@@ -53,6 +53,8 @@ KNOWN_UPWARD = {
     ("keras_facemt.models.mtfr.losses", "keras_facemt.training"),
     ("keras_facemt.models.mtfr.serving", "keras_facemt.serving"),
     ("keras_facemt.models.mtfr.task", "keras_facemt.training"),
+    ("keras_facemt.models.allinone.job", "keras_facemt.training"),
+    ("keras_facemt.models.allinone.job", "keras_facemt.serving"),
 }
 
 

@@ -67,6 +67,31 @@ def configure(exp: AllInOneExperiment, args) -> AllInOneExperiment:
     return exp
 
 
+def phases(exp: AllInOneExperiment) -> list:
+    """Every stream mixed in each update; Eq. 6 Euclidean (lambda 0), then Gaussian (lambda 1).
+
+    Adam's rate decays by a cosine within each phase: from ``learning_rate`` to the
+    point a single cosine over the whole run would reach at the switch, then on to
+    2% of ``learning_rate``.
+    """
+    import numpy as np
+
+    from keras_facemt.models.allinone import losses as L
+    from keras_facemt.models.allinone.data import STREAMS
+    from keras_facemt.training.schedule import LearningRate, Phase
+
+    total = exp.steps_euclidean + exp.steps_gaussian
+    lr0, lr_end = exp.learning_rate, exp.learning_rate * 0.02
+    cut = lr_end + 0.5 * (lr0 - lr_end) * (1 + np.cos(np.pi * exp.steps_euclidean / max(total, 1)))
+    out = [Phase("euclidean_age", exp.steps_euclidean, STREAMS, mode="mix", loss_terms=L.phase_terms(False),
+                 learning_rate=LearningRate(lr0, max(float(cut), lr_end * 1.0001), decay="cosine",
+                                            warmup_steps=min(50, exp.steps_euclidean // 10)))]
+    if exp.steps_gaussian:
+        out.append(Phase("gaussian_age", exp.steps_gaussian, STREAMS, mode="mix", loss_terms=L.phase_terms(True),
+                         learning_rate=LearningRate(max(float(cut), lr_end * 1.0001), lr_end, decay="cosine")))
+    return out
+
+
 def train(exp: AllInOneExperiment, cfg, data: Dict, ctx):
     """Both phases with the shared trainer; returns (model, history, seconds)."""
     import tensorflow as tf
@@ -74,12 +99,14 @@ def train(exp: AllInOneExperiment, cfg, data: Dict, ctx):
     from keras_facemt.models.allinone.losses import loss_terms
     from keras_facemt.models.model_info import write_run_config
     from keras_facemt.models.registry import get_system
+    from keras_facemt.training.schedule import LossTerm
     from keras_facemt.training.trainer import Trainer, TrainerConfig
 
     system = get_system("allinone")
     trainer = Trainer(
-        lambda: system.build(cfg, exp.preset), loss_terms(dict(exp.loss_weights), cfg.pose_scale),
-        task.streams(exp, data["train"]), task.phases(exp),
+        lambda: system.build(cfg, exp.preset),
+        tuple(LossTerm(*spec) for spec in loss_terms(dict(exp.loss_weights), cfg.pose_scale)),
+        task.streams(exp, data["train"]), phases(exp),
         TrainerConfig(model_dir=ctx.model_dir, steps_per_loop=25, optimizer="adam", clipnorm=10.0, seed=exp.seed,
                       deterministic=ctx.deterministic, summaries=False, progress=False, checkpoint_every_loops=20),
         strategy=ctx.strategy if ctx.strategy is not None else tf.distribute.get_strategy(),

@@ -32,7 +32,7 @@ Eq. 8: L = sum_t lambda_t L_t, with ``weights`` (``TASK_WEIGHTS`` names).
 
 from __future__ import annotations
 
-from typing import Mapping, Tuple
+from typing import Callable, Mapping, NamedTuple, Tuple
 
 import tensorflow as tf
 
@@ -41,7 +41,6 @@ from keras_facemt.errors import ConfigError
 from keras_facemt.losses.age import age_gaussian
 from keras_facemt.losses.classification import sparse_softmax_cross_entropy
 from keras_facemt.losses.regression import l2_points
-from keras_facemt.training.schedule import LossTerm
 
 DETECTION = "detection"
 HAS_DETECTION = "has_detection"
@@ -106,8 +105,18 @@ def identity_loss(batch, logits):
     return sparse_softmax_cross_entropy(batch[B.IDENTITY], logits)
 
 
-def loss_terms(weights: Mapping[str, float], pose_scale: float = 90.0) -> Tuple[LossTerm, ...]:
-    """Every All-in-One term with its Eq. 8 weight.
+class TermSpec(NamedTuple):
+    """One term's fields, in the order of ``training.schedule.LossTerm`` (which the job builds from it)."""
+
+    name: str
+    output: str
+    presence: str
+    fn: Callable
+    weight: float
+
+
+def loss_terms(weights: Mapping[str, float], pose_scale: float = 90.0) -> Tuple[TermSpec, ...]:
+    """Every All-in-One term with its Eq. 8 weight (``LossTerm(*spec)`` for the trainer).
 
     Args:
         weights: ``{task: lambda_t}`` over ``TASK_WEIGHTS`` (missing tasks: 1).
@@ -121,15 +130,15 @@ def loss_terms(weights: Mapping[str, float], pose_scale: float = 90.0) -> Tuple[
         raise ConfigError(f"Loss weights name tasks of {TASK_WEIGHTS} with values >= 0. Received: weights={weights}")
     w = {t: float(weights.get(t, 1.0)) for t in TASK_WEIGHTS}
     return (
-        LossTerm("detection", "detection_logits", HAS_DETECTION, detection_loss, w["detection"]),
-        LossTerm("landmarks", "landmarks", B.HAS_LANDMARKS, landmark_loss, w["landmarks"]),
-        LossTerm("visibility", "visibility", B.HAS_LANDMARKS, visibility_loss, w["visibility"]),
-        LossTerm("pose", "pose", B.HAS_POSE, pose_loss(pose_scale), w["pose"]),
-        LossTerm("smile", "smile_logits", B.has_attr("smile"), _attribute_ce("smile"), w["smile"]),
-        LossTerm("gender", "gender_logits", B.has_attr("gender"), _attribute_ce("gender"), w["gender"]),
-        LossTerm("age/euclidean", "age", B.has_attr("age"), age_loss(0.0), w["age"]),
-        LossTerm("age/gaussian", "age", B.has_attr("age"), age_loss(1.0), w["age"]),
-        LossTerm("identity", "identity_logits", B.HAS_IDENTITY, identity_loss, w["identity"]),
+        TermSpec("detection", "detection_logits", HAS_DETECTION, detection_loss, w["detection"]),
+        TermSpec("landmarks", "landmarks", B.HAS_LANDMARKS, landmark_loss, w["landmarks"]),
+        TermSpec("visibility", "visibility", B.HAS_LANDMARKS, visibility_loss, w["visibility"]),
+        TermSpec("pose", "pose", B.HAS_POSE, pose_loss(pose_scale), w["pose"]),
+        TermSpec("smile", "smile_logits", B.has_attr("smile"), _attribute_ce("smile"), w["smile"]),
+        TermSpec("gender", "gender_logits", B.has_attr("gender"), _attribute_ce("gender"), w["gender"]),
+        TermSpec("age/euclidean", "age", B.has_attr("age"), age_loss(0.0), w["age"]),
+        TermSpec("age/gaussian", "age", B.has_attr("age"), age_loss(1.0), w["age"]),
+        TermSpec("identity", "identity_logits", B.HAS_IDENTITY, identity_loss, w["identity"]),
     )
 
 

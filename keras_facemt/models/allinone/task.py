@@ -1,4 +1,4 @@
-"""All-in-One's task: streams, phases (Eq. 6's lambda switch), evaluation with the
+"""All-in-One's task: streams, evaluation with the
 paper's metrics scaled to SynthFace (Sec. IV), trivial baselines and report tables.
 """
 
@@ -13,7 +13,6 @@ from keras_facemt.metrics.verification import verification_accuracy
 from keras_facemt.models.allinone import losses as L
 from keras_facemt.models.allinone.data import SCHEME, STREAMS, dataset_fn, stream_batches
 from keras_facemt.models.allinone.proposals import FACE_IOU
-from keras_facemt.training.schedule import LearningRate, Phase
 
 YAW_BINS = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0))
 # Table II (AFLW NME %, |yaw| bins [0,30], [30,60], [60,90], mean) for the report.
@@ -25,23 +24,6 @@ def streams(exp, train: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, object]:
     sizes = dict(exp.batch_sizes)
     return {name: dataset_fn(stream_batches(name, train[name]), sizes[name], exp.seed + i)
             for i, name in enumerate(STREAMS)}
-
-
-def phases(exp) -> List[Phase]:
-    """Every stream mixed in each update; Eq. 6 Euclidean (lambda 0), then Gaussian (lambda 1).
-
-    One cosine schedule runs over both phases (each phase holds its share of it).
-    """
-    total = exp.steps_euclidean + exp.steps_gaussian
-    lr0, lr_end = exp.learning_rate, exp.learning_rate * 0.02
-    cut = lr_end + 0.5 * (lr0 - lr_end) * (1 + np.cos(np.pi * exp.steps_euclidean / max(total, 1)))
-    out = [Phase("euclidean_age", exp.steps_euclidean, STREAMS, mode="mix", loss_terms=L.phase_terms(False),
-                 learning_rate=LearningRate(lr0, max(float(cut), lr_end * 1.0001), decay="cosine",
-                                            warmup_steps=min(50, exp.steps_euclidean // 10)))]
-    if exp.steps_gaussian:
-        out.append(Phase("gaussian_age", exp.steps_gaussian, STREAMS, mode="mix", loss_terms=L.phase_terms(True),
-                         learning_rate=LearningRate(max(float(cut), lr_end * 1.0001), lr_end, decay="cosine")))
-    return out
 
 
 def predict(model, images: np.ndarray, batch_size: int = 256) -> Dict[str, np.ndarray]:
