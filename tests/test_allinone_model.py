@@ -71,7 +71,7 @@ def test_paper_preset_parameter_count_is_pinned_and_matches_the_hand_formula():
 
 
 def test_small_and_tiny_parameter_counts():
-    assert aio.build_model(PRESETS["small"]()).count_params() == 2_240_485
+    assert aio.build_model(PRESETS["small"]()).count_params() == 1_403_357
     assert aio.build_model(PRESETS["tiny"]()).count_params() == 265_149
 
 
