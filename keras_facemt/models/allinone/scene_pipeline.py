@@ -30,6 +30,7 @@ import numpy as np
 from keras_facemt.data.landmarks import subset_matrix
 from keras_facemt.errors import ConfigError
 from keras_facemt.models.allinone import proposals as P
+from keras_facemt.models.allinone.predict import predict, softmax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,8 +107,6 @@ def box_from_points(points: np.ndarray, prior: np.ndarray, indices: Sequence[int
 
 
 def _run(model, image: np.ndarray, boxes: np.ndarray, input_size: int, batch_size: int = 512):
-    from keras_facemt.models.allinone.task import _softmax, predict
-
     boxes = np.stack([P.rounded(b) for b in boxes]) if len(boxes) else np.zeros((0, 4))
     if not len(boxes):
         return boxes, np.zeros(0), np.zeros((0, 21, 2)), np.zeros((0, 3))
@@ -115,7 +114,7 @@ def _run(model, image: np.ndarray, boxes: np.ndarray, input_size: int, batch_siz
     out = predict(model, crops, batch_size)
     wh = boxes[:, 2:] - boxes[:, :2]
     points = out["landmarks"] * wh[:, None, :] + boxes[:, None, :2]
-    return boxes, _softmax(out["detection_logits"])[:, 1], points, out["pose"]
+    return boxes, softmax(out["detection_logits"])[:, 1], points, out["pose"]
 
 
 def detect(model, image: np.ndarray, input_size: int, prior: np.ndarray,

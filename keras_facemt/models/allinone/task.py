@@ -12,6 +12,7 @@ from keras_facemt.metrics.landmark_error import nme_per_face
 from keras_facemt.metrics.verification import verification_accuracy
 from keras_facemt.models.allinone import losses as L
 from keras_facemt.models.allinone.data import SCHEME, STREAMS, dataset_fn, stream_batches
+from keras_facemt.models.allinone.predict import predict, softmax
 from keras_facemt.models.allinone.proposals import FACE_IOU
 
 YAW_BINS = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0))
@@ -24,21 +25,6 @@ def streams(exp, train: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, object]:
     sizes = dict(exp.batch_sizes)
     return {name: dataset_fn(stream_batches(name, train[name]), sizes[name], exp.seed + i)
             for i, name in enumerate(STREAMS)}
-
-
-def predict(model, images: np.ndarray, batch_size: int = 256) -> Dict[str, np.ndarray]:
-    """Every output of the training graph on uint8 crops ``[N, S, S, 3]``."""
-    chunks = []
-    for s in range(0, len(images), batch_size):
-        out = model({"image": images[s:s + batch_size].astype(np.float32) / 255.0}, training=False)
-        chunks.append({k: np.asarray(v) for k, v in out.items()})
-    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
 
 
 def binary_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -55,7 +41,7 @@ def detection_metrics(pred: Dict, scenes: Dict) -> Dict[str, float]:
     """Face / non-face on labelled test proposals: AP, accuracy, and their trivial baselines."""
     keep = scenes[L.HAS_DETECTION] > 0
     labels = scenes[L.DETECTION][keep]
-    score = _softmax(pred["detection_logits"][keep])[:, 1]
+    score = softmax(pred["detection_logits"][keep])[:, 1]
     positive_rate = float(labels.mean())
     return {"ap": binary_average_precision(score, labels), "accuracy": float(((score > 0.5) == labels).mean()),
             "proposals": int(keep.sum()), "positive_rate": positive_rate,
@@ -119,7 +105,7 @@ def attribute_metrics(pred: Dict, faces: Dict, train: Dict) -> Dict[str, object]
     n = len(faces["face"]) // k
     out = {}
     for task, source in (("smile", "celeba"), ("gender", "celeba")):
-        prob = _softmax(pred[f"{task}_logits"]).reshape(n, k, 2).mean(1)
+        prob = softmax(pred[f"{task}_logits"]).reshape(n, k, 2).mean(1)
         labels = faces[task].reshape(n, k)[:, 0]
         majority = int(np.bincount(train[source][task], minlength=2).argmax())
         out[task] = {"accuracy": float((prob.argmax(-1) == labels).mean()),
