@@ -120,3 +120,19 @@ def test_per_crop_graph_exports_to_tflite_and_onnx_and_matches_keras(tiny, tmp_p
                                quantizations=("float32",), max_examples=8)
     formats = {c["artifact"].rsplit(".", 1)[-1] for c in manifest["verification"]["checks"]}
     assert {"tflite", "onnx", "keras"} <= formats, formats
+
+
+def test_face_analyzer_reads_every_declared_output_of_a_crop(tiny, tmp_path):
+    from keras_facemt.inference.analyzer import FaceAnalyzer
+    from keras_facemt.serving.keras_format import save_model
+
+    cfg, model = tiny
+    system = registry.get_system("allinone")
+    path = save_model(model, str(tmp_path / "model.keras"), info=system.model_info(cfg, "tiny"))
+    image = (np.random.default_rng(4).random((50, 40, 3)) * 255).astype(np.uint8)
+    face = FaceAnalyzer(path)([image])[0][0]
+    assert np.asarray(face.landmarks).shape == (21, 2) and np.asarray(face.pose).shape == (3,)
+    assert np.asarray(face.embedding).shape == (64,)
+    assert np.isclose(np.linalg.norm(face.embedding), 1.0, atol=1e-5)
+    assert {"smile", "gender", "age", "detection_logits"} <= set(face.attributes)
+    assert np.isclose(float(np.sum(face.attributes["gender"])), 1.0, atol=1e-5)
