@@ -32,3 +32,19 @@ def test_allinone_smoke_beats_every_trivial_baseline(tmp_path):
     assert m["scenes"]["scenes"] == 10 and m["scenes"]["faces"] > 0
     assert (run / "model.keras").exists() and (run / "results.md").read_text().startswith("# All-in-One results")
     assert results["training_examples"]["aflw"] > 1000
+
+
+def test_command_line_takes_the_shared_flags_and_eq6_steps(capsys, tmp_path):
+    from keras_facemt.models.allinone import job
+    from keras_facemt.training.train_command import find_system_of_experiment
+
+    assert cli.main(["train", "allinone", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--experiment", "--model-dir", "--resume", "--cache-dir", "--preset", "--seed", "--steps"):
+        assert flag in out, flag
+    assert find_system_of_experiment("allinone_smoke").name == "allinone"
+    assert job.parse_steps("300,100") == {"steps_euclidean": 300, "steps_gaussian": 100}
+    assert cli.main(["train", "allinone", "--steps", "0,5", "--model-dir", str(tmp_path / "r")]) == 2
+    assert "--steps" in capsys.readouterr().err
+    assert cli.main(["train", "allinone", "--preset", "nosuch", "--model-dir", str(tmp_path / "r")]) == 2
+    assert "nosuch" in capsys.readouterr().err
