@@ -64,7 +64,7 @@ def render_scene_proposals(seed: int, count: int, image_size: int, input_size: i
         ``iou``, ``scene`` (scene index), ``face`` (face id, -1 for none),
         ``proposal`` ``[P, 4]`` pixels; and per face ``face_box`` ``[F, 4]``,
         ``face_points`` ``[F, 21, 2]``, ``face_visible``, ``face_pose`` (pixels,
-        degrees). With ``keep_scenes`` also ``scenes`` uint8 ``[count, H, W, 3]``.
+        degrees), ``face_scene``, ``face_gender``, ``face_smile``, ``face_age``. With ``keep_scenes`` also ``scenes`` uint8 ``[count, H, W, 3]``.
     """
     from keras_facemt.data.synthetic import SynthFace
 
@@ -72,7 +72,8 @@ def render_scene_proposals(seed: int, count: int, image_size: int, input_size: i
     rng = np.random.default_rng((seed, 17))
     out = {k: [] for k in ("image", "iou", "scene", "face", "proposal", DETECTION, HAS_DETECTION, B.LANDMARKS,
                            B.LANDMARKS_VISIBLE, B.HAS_LANDMARKS, B.POSE, B.HAS_POSE)}
-    faces = {k: [] for k in ("face_box", "face_points", "face_visible", "face_pose", "face_scene")}
+    faces = {k: [] for k in ("face_box", "face_points", "face_visible", "face_pose", "face_scene", "face_gender",
+                             "face_smile", "face_age")}
     scenes = []
     for i in range(count):
         rgb, lab = synth.render_scene(i, max_faces=max_faces)
@@ -86,6 +87,9 @@ def render_scene_proposals(seed: int, count: int, image_size: int, input_size: i
             faces["face_visible"].append(vis[f])
             faces["face_pose"].append(pose[f])
             faces["face_scene"].append(i)
+            faces["face_gender"].append(int(lab["gender"][f]))
+            faces["face_smile"].append(int(lab["smile"][f]))
+            faces["face_age"].append(float(lab["age"][f]))
         props = np.stack([P.rounded(b) for b in P.sample_proposals(boxes, image_size, rng, jittered_per_face,
                                                                    random_per_scene)])
         lab_p = P.label_proposals(props, boxes)
@@ -126,14 +130,43 @@ def face_proposal(box: np.ndarray, rng: np.random.Generator, jitter: float = 0.1
     return P.rounded(box)
 
 
+def align_crops(images: np.ndarray, points: np.ndarray, size: int, chunk: int = 256) -> np.ndarray:
+    """Faces warped onto ``ops.align``'s 5-point template (Sec. III-D's similarity alignment).
+
+    Args:
+        images: uint8 ``[N, H, W, 3]``.
+        points: ``[N, 5, 2]`` normalised (x, y) in the ``mtfl5`` order.
+        size: side of the square aligned crop.
+
+    Returns:
+        uint8 ``[N, size, size, 3]``.
+    """
+    import tensorflow as tf
+
+    from keras_facemt.ops.align import align_faces
+
+    out = []
+    for s in range(0, len(images), chunk):
+        crops = align_faces(tf.constant(images[s:s + chunk], tf.float32),
+                            np.asarray(points[s:s + chunk], np.float32)[:, None], size).numpy()[:, 0]
+        out.append(np.clip(np.round(crops), 0, 255).astype(np.uint8))
+    return np.concatenate(out, 0) if out else np.zeros((0, size, size, 3), np.uint8)
+
+
 def render_face_crops(seed: int, identities: Sequence[int], identity_seed: int, num_identities: int,
                       image_size: int, input_size: int, proposals_per_face: int = 1, jitter: float = 0.1,
-                      smile_every: int = 0, domain: str = "studio") -> Dict[str, np.ndarray]:
-    """Face-proposal crops of rendered faces, ``proposals_per_face`` per face (consecutive).
+                      smile_every: int = 0, domain: str = "studio", aligned: bool = False,
+                      point_noise: float = 0.03) -> Dict[str, np.ndarray]:
+    """Face crops of rendered faces, ``proposals_per_face`` per face (consecutive).
 
     Args:
         identities: identity id of each face (of the population ``identity_seed``).
+        jitter: face-proposal jitter (unaligned crops).
         smile_every: render every ``smile_every``-th face ``happy`` (0: never forced).
+        aligned: warp each face onto the 5-point template by its points (with
+            Gaussian noise of ``point_noise`` of the face-box size per coordinate,
+            standing in for stage 1's predicted points) instead of cutting a
+            jittered face box.
 
     Returns:
         ``image`` uint8 ``[N * k, S, S, 3]`` and per crop ``identity``, ``gender``,
@@ -145,17 +178,27 @@ def render_face_crops(seed: int, identities: Sequence[int], identity_seed: int, 
                       identity_seed=identity_seed)
     rng = np.random.default_rng((seed, 23))
     out = {k: [] for k in ("image", "identity", "gender", "smile", "age", "face")}
+    renders, points = [], []
     for i, ident in enumerate(identities):
         emotion = "happy" if smile_every and i % smile_every == 0 else None
         rgb, lab = synth.render_crop(i, identity=int(ident), emotion=emotion)
         box = np.asarray(lab["bbox"]) * image_size
+        five, _ = convert_points(lab["landmarks"], lab["landmarks_visible"], "ibug68", "mtfl5")
+        size = float(np.sqrt(np.prod(np.asarray(lab["bbox"])[2:] - np.asarray(lab["bbox"])[:2])))
         for _ in range(proposals_per_face):
-            out["image"].append(P.crop_box(rgb, face_proposal(box, rng, jitter), input_size))
+            if aligned:
+                renders.append(rgb)
+                points.append(five + rng.normal(0.0, point_noise * size, five.shape))
+                out["image"].append(None)
+            else:
+                out["image"].append(P.crop_box(rgb, face_proposal(box, rng, jitter), input_size))
             out["identity"].append(int(ident))
             out["gender"].append(int(lab["gender"]))
             out["smile"].append(int(lab["smile"]))
             out["age"].append(float(lab["age"]))
             out["face"].append(i)
+    if aligned:
+        out["image"] = list(align_crops(np.stack(renders), np.stack(points), input_size))
     arrays = {k: np.asarray(v) for k, v in out.items()}
     arrays["image"] = arrays["image"].astype(np.uint8).reshape((-1, input_size, input_size, 3))
     arrays["age"] = arrays["age"].astype(np.float32)
@@ -232,14 +275,15 @@ def prepare(exp, input_size: int, data_dir: str, log: Callable = print) -> Dict[
     spec = {k: v for k, v in sorted(vars(exp).items()) if k not in ("name", "steps_euclidean", "steps_gaussian",
                                                                       "learning_rate", "loss_weights", "batch_sizes",
                                                                       "scene_eval_scenes")}
-    key = hashlib.sha1(json.dumps({**spec, "input": input_size}, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    key = hashlib.sha1(json.dumps({**spec, "input": input_size, "format": 2}, sort_keys=True, default=str).encode()).hexdigest()[:12]
     root = os.path.join(data_dir, f"allinone-{key}")
     os.makedirs(root, exist_ok=True)
     s, r = exp.seed, exp.render_size
 
     def crops(seed, n_ids, per, id_seed, smile_every=0, k=1, jitter=0.1):
         return render_face_crops(seed, identity_schedule(n_ids, per, seed), id_seed, n_ids, r, input_size, k,
-                                 jitter, smile_every)
+                                 jitter, smile_every, aligned=exp.aligned_crops,
+                                 point_noise=exp.point_noise if jitter else 0.0)
 
     train = {
         "aflw": _cached(os.path.join(root, "aflw.npz"), lambda: render_scene_proposals(

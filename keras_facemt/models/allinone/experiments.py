@@ -62,6 +62,11 @@ class AllInOneExperiment:
         test_identities, test_images_per_identity: verification population.
         verification_pairs: balanced pairs (multiple of 20: 10 folds).
         eval_proposals: face proposals averaged per test face (smile, gender, age).
+        aligned_crops: the subject-dependent streams and test faces are warped onto
+            the 5-point template (Sec. III-D's alignment; stage 2 on scenes aligns by
+            the predicted points), instead of cut by a jittered face box.
+        point_noise: noise of the training alignment points, as a fraction of the
+            face-box size (stage 1's predicted points are not exact).
         scene_eval_scenes: test scenes run through the stage-1 pipeline
             (``scene_pipeline.py``: dense windows, IRP, L-NMS) for AP at IoU 0.5
             (0: skipped).
@@ -92,6 +97,8 @@ class AllInOneExperiment:
     test_images_per_identity: int = 6
     verification_pairs: int = 2000
     eval_proposals: int = 3
+    aligned_crops: bool = False
+    point_noise: float = 0.03
     scene_eval_scenes: int = 40
     steps_euclidean: int = 1200
     steps_gaussian: int = 400
@@ -105,6 +112,8 @@ class AllInOneExperiment:
                      "faces_per_identity", "train_identities", "test_identities", "eval_proposals"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        if not 0.0 <= self.point_noise < 0.5:
+            raise ConfigError(f"point_noise must be in [0, 0.5). Received: point_noise={self.point_noise}")
         if not 0 <= self.scene_eval_scenes <= self.test_scenes:
             raise ConfigError(f"scene_eval_scenes must be in [0, test_scenes]. Received: scene_eval_scenes="
                               f"{self.scene_eval_scenes}, test_scenes={self.test_scenes}")

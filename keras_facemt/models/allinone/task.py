@@ -195,7 +195,11 @@ def evaluate(model, exp, data: Dict) -> Dict[str, object]:
         train = data["train"]["aflw"]
         prior = S.box_prior(train["face_box"], train["face_points"], S.defined_points())
         size = int(scenes["image"].shape[1])
-        out["scenes"] = S.scene_metrics(model, scenes, size, prior, exp.scene_eval_scenes)
+        tr = data["train"]
+        majority = {k: int(np.bincount(tr["celeba"][k], minlength=2).argmax()) for k in ("smile", "gender")}
+        mean_age = float(np.concatenate([tr["imdb_wiki"]["age"], tr["morph"]["age"]]).mean())
+        out["scenes"] = S.scene_metrics(model, scenes, size, prior, exp.scene_eval_scenes,
+                                        aligned=exp.aligned_crops, train_majority=majority, train_mean_age=mean_age)
     return out
 
 
@@ -257,6 +261,14 @@ def results_markdown(results: Dict) -> str:
         sc = results["metrics"]["scenes"]
         lines += ["", f"Stage 1 on {sc['scenes']} whole scenes: AP@0.5 {sc['ap']:.4f} over {sc['faces']} faces "
                   f"(faces smaller than the smallest window ignored), final recall {sc['recall']:.3f}."]
+        s2 = sc.get("stage2", {})
+        if s2.get("faces"):
+            how = "aligned by the predicted points" if s2["aligned"] else "the detected box"
+            lines += ["", f"Stage 2 on the {s2['faces']} detected faces ({how}, plus the mirror): smile "
+                      f"{s2['smile_accuracy']:.3f} (majority {s2.get('smile_majority_accuracy', float('nan')):.3f}), "
+                      f"gender {s2['gender_accuracy']:.3f} (majority {s2.get('gender_majority_accuracy', float('nan')):.3f})"
+                      f", age MAE {s2['age_mae']:.2f} years (training mean "
+                      f"{s2.get('age_mae_training_mean', float('nan')):.2f})."]
     lines += ["", f"Yaw within 15 degrees: {100 * lp['yaw_within_15']:.1f}% of {lp['faces']} faces "
               f"(of {lp['faces_total']}); pitch MAE {lp['pitch_mae']:.1f}, roll MAE {lp['roll_mae']:.1f} degrees.", "",
               "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings_seconds"].items())]
