@@ -15,9 +15,10 @@ stream         labels                                       paper dataset (Table
 =============  ===========================================  =========================
 
 ``aflw`` crops are region proposals sampled around the faces of multi-face scenes
-and labelled by IoU (``proposals.py``); the other streams are face crops cut by a
-jittered face box (IoU > 0.5 with it), the region the detection stage hands the
-subject-dependent tasks. Adience (age groups only) is left out: the paper gives no
+and labelled by IoU (``proposals.py``). The other streams are faces aligned to the
+5-point template by their points with a little noise (``aligned_crops``, the
+paper's stage-2 input: stage 1's predicted points are not exact), or else crops
+cut by a jittered face box (IoU > 0.5 with it). Adience (age groups only) is left out: the paper gives no
 mapping from its 8 groups to the regressed age. SynthFace smiles are rare (about
 13%), so the ``celeba`` population renders every other face as ``happy``.
 

@@ -97,7 +97,7 @@ class AllInOneExperiment:
     test_images_per_identity: int = 6
     verification_pairs: int = 2000
     eval_proposals: int = 3
-    aligned_crops: bool = False
+    aligned_crops: bool = True
     point_noise: float = 0.03
     scene_eval_scenes: int = 40
     steps_euclidean: int = 1200

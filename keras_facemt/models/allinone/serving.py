@@ -5,7 +5,10 @@ stretched to the input size) in, every task's prediction for it out. The
 10,548-way identity classifier trains the descriptor and is dropped (Sec. III-D
 uses the 512-D penultimate FC as the descriptor); so is the regressed visibility,
 which has no declared output kind. Proposal generation, landmark-based NMS and
-alignment stay outside the exported graph.
+alignment stay outside the exported graph (``scene_pipeline.py`` runs them around
+it): detection, landmarks and pose are read from a proposal crop (stage 1), smile,
+gender, age and the descriptor from the face aligned by its points (stage 2) when
+the model was trained with ``aligned_crops``.
 """
 
 from __future__ import annotations
