@@ -35,3 +35,25 @@ def test_box_prior_inverts_box_from_points():
     prior = S.box_prior(np.array(boxes), np.array(pts), idx)
     np.testing.assert_allclose(prior, [-0.1, -0.1, 1.2, 1.2], atol=1e-9)
     np.testing.assert_allclose(S.box_from_points(np.array(pts), prior, idx), np.array(boxes), atol=1e-6)
+
+
+def test_stage2_averages_the_face_and_its_mirror():
+    """The mirrored second pass makes stage 2 blind to a horizontal flip of the image."""
+    from keras_facemt.models.allinone.config import PRESETS
+    from keras_facemt.models.allinone.model import build_model
+
+    model = build_model(PRESETS["tiny"]())
+    rng = np.random.default_rng(0)
+    image = (rng.random((64, 80, 3)) * 255).astype(np.uint8)
+    boxes = np.array([[10.0, 8.0, 42.0, 40.0], [40.0, 20.0, 70.0, 50.0]])
+    points = rng.uniform(20, 40, (2, 21, 2))
+    a = S.stage2(model, image, points, boxes, 32, aligned=False)
+    flipped = boxes.copy()
+    flipped[:, [0, 2]] = 80 - boxes[:, [2, 0]]
+    b = S.stage2(model, image[:, ::-1].copy(), points, flipped, 32, aligned=False)
+    for k in ("smile", "gender", "age", "embedding"):
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-4)
+    assert a["gender"].shape == (2, 2) and a["age"].shape == (2,) and a["embedding"].shape == (2, 64)
+    np.testing.assert_allclose(a["gender"].sum(-1), 1.0, rtol=1e-6)
+    aligned = S.stage2(model, image, points, boxes, 32, aligned=True)
+    assert aligned["embedding"].shape == (2, 64) and np.all(np.isfinite(aligned["age"]))
