@@ -200,7 +200,8 @@ def scene_metrics(model, scenes: Dict, input_size: int, prior: np.ndarray, count
     candidate, as faces Selective Search misses in the paper's FDDB discussion).
     Baseline: every window with a random score. Stage 2 is scored on the detections
     matching a face (IoU > 0.5, best score first): smile / gender accuracy and age
-    MAE, next to the training majority class and mean age where given.
+    MAE, next to the majority class of these faces, the training majority class and
+    the training mean age where given.
     """
     from keras_facemt.metrics.detection_ap import average_precision
 
@@ -248,6 +249,8 @@ def scene_metrics(model, scenes: Dict, input_size: int, prior: np.ndarray, count
         s2 = result["stage2"]
         for k in ("smile", "gender"):
             s2[f"{k}_accuracy"] = float(np.mean(np.asarray(second[k]) == t[k]))
+            rate = float(np.mean(t[k] == 1))
+            s2[f"{k}_split_majority_accuracy"] = max(rate, 1.0 - rate)
             if train_majority is not None:
                 s2[f"{k}_majority_accuracy"] = float(np.mean(t[k] == train_majority[k]))
         s2["age_mae"] = float(np.mean(np.abs(np.asarray(second["age"]) - t["age"])))

@@ -264,11 +264,13 @@ def results_markdown(results: Dict) -> str:
         s2 = sc.get("stage2", {})
         if s2.get("faces"):
             how = "aligned by the predicted points" if s2["aligned"] else "the detected box"
+            def majority(k):
+                return max(s2[f"{k}_split_majority_accuracy"], s2.get(f"{k}_majority_accuracy", 0.0))
+
             lines += ["", f"Stage 2 on the {s2['faces']} detected faces ({how}, plus the mirror): smile "
-                      f"{s2['smile_accuracy']:.3f} (majority {s2.get('smile_majority_accuracy', float('nan')):.3f}), "
-                      f"gender {s2['gender_accuracy']:.3f} (majority {s2.get('gender_majority_accuracy', float('nan')):.3f})"
-                      f", age MAE {s2['age_mae']:.2f} years (training mean "
-                      f"{s2.get('age_mae_training_mean', float('nan')):.2f})."]
+                      f"{s2['smile_accuracy']:.3f} (strongest majority class {majority('smile'):.3f}), gender "
+                      f"{s2['gender_accuracy']:.3f} (strongest majority class {majority('gender'):.3f}), age MAE "
+                      f"{s2['age_mae']:.2f} years (training mean {s2.get('age_mae_training_mean', float('nan')):.2f})."]
     lines += ["", f"Yaw within 15 degrees: {100 * lp['yaw_within_15']:.1f}% of {lp['faces']} faces "
               f"(of {lp['faces_total']}); pitch MAE {lp['pitch_mae']:.1f}, roll MAE {lp['roll_mae']:.1f} degrees.", "",
               "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings_seconds"].items())]
