@@ -65,7 +65,8 @@ def render_scene_proposals(seed: int, count: int, image_size: int, input_size: i
         ``iou``, ``scene`` (scene index), ``face`` (face id, -1 for none),
         ``proposal`` ``[P, 4]`` pixels; and per face ``face_box`` ``[F, 4]``,
         ``face_points`` ``[F, 21, 2]``, ``face_visible``, ``face_pose`` (pixels,
-        degrees), ``face_scene``, ``face_gender``, ``face_smile``, ``face_age``. With ``keep_scenes`` also ``scenes`` uint8 ``[count, H, W, 3]``.
+        degrees), ``face_scene``, ``face_gender``, ``face_smile``, ``face_age``.
+        With ``keep_scenes`` also ``scenes`` uint8 ``[count, H, W, 3]``.
     """
     from keras_facemt.data.synthetic import SynthFace
 
@@ -276,7 +277,8 @@ def prepare(exp, input_size: int, data_dir: str, log: Callable = print) -> Dict[
     spec = {k: v for k, v in sorted(vars(exp).items()) if k not in ("name", "steps_euclidean", "steps_gaussian",
                                                                       "learning_rate", "loss_weights", "batch_sizes",
                                                                       "scene_eval_scenes")}
-    key = hashlib.sha1(json.dumps({**spec, "input": input_size, "format": 2}, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    text = json.dumps({**spec, "input": input_size, "format": 2}, sort_keys=True, default=str)
+    key = hashlib.sha1(text.encode()).hexdigest()[:12]
     root = os.path.join(data_dir, f"allinone-{key}")
     os.makedirs(root, exist_ok=True)
     s, r = exp.seed, exp.render_size

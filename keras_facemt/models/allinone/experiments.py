@@ -12,8 +12,9 @@ The paper's protocols scaled to synthetic data:
   its proposals with IoU > 0.5, NME over visible points normalised by the face
   box, overall and in three |yaw| bins;
 * pose: yaw absolute error (also the share within 15 degrees), same averaging;
-* smile, gender, age: mean over ``eval_proposals`` face proposals (IoU > 0.5) of
-  unseen people;
+* smile, gender, age: mean over ``eval_proposals`` crops of each face of unseen
+  people (aligned by noisy points with ``aligned_crops``, else face proposals with
+  IoU > 0.5);
 * identity: 10-fold verification on balanced pairs of unseen people (descriptor
   cosine).
 
@@ -61,7 +62,7 @@ class AllInOneExperiment:
         test_identity_seed: the unseen people of every test set.
         test_identities, test_images_per_identity: verification population.
         verification_pairs: balanced pairs (multiple of 20: 10 folds).
-        eval_proposals: face proposals averaged per test face (smile, gender, age).
+        eval_proposals: crops averaged per test face (smile, gender, age).
         aligned_crops: the subject-dependent streams and test faces are warped onto
             the 5-point template (Sec. III-D's alignment; stage 2 on scenes aligns by
             the predicted points), instead of cut by a jittered face box.

@@ -22,7 +22,8 @@ from typing import Dict
 
 from keras_facemt.errors import ConfigError
 from keras_facemt.models.allinone import task
-from keras_facemt.models.allinone.experiments import EXPERIMENTS, AllInOneExperiment, get_experiment  # noqa: F401 (job API)
+from keras_facemt.models.allinone.experiments import (  # noqa: F401 (EXPERIMENTS, get_experiment: job API)
+    EXPERIMENTS, AllInOneExperiment, get_experiment)
 
 DEFAULT_EXPERIMENT = "allinone"
 DATA_TASKS = ()  # SynthFace only: no converter yet writes IoU-labelled proposals

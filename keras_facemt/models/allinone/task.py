@@ -166,7 +166,8 @@ def verification_metrics(embedding: np.ndarray, faces: Dict, num_pairs: int, see
 
     model = acc(embedding)
     return {"accuracy": model["accuracy"], "std": model["std"],
-            "pixels": acc(pixel_embedding(faces["image"]))["accuracy"], "chance": 0.5, "pairs": int(len(pairs)), "people": int(len(np.unique(faces["identity"])))}
+            "pixels": acc(pixel_embedding(faces["image"]))["accuracy"], "chance": 0.5, "pairs": int(len(pairs)),
+            "people": int(len(np.unique(faces["identity"])))}
 
 
 def mean_shape(train_aflw: Dict) -> np.ndarray:
@@ -210,7 +211,7 @@ def headline(metrics: Dict) -> List[Dict[str, object]]:
     d, lp, a, v = metrics["detection"], metrics["landmarks_pose"], metrics["attributes"], metrics["verification"]
     props = "held-out scene proposals (IoU > 0.5 face, < 0.35 background)"
     faces = "held-out scene faces (mean over proposals IoU > 0.5)"
-    unseen = "unseen people (mean over face proposals)"
+    unseen = "unseen people (mean over each face's crops)"
     out = [
         headline_entry("detection_ap", props, d["ap"], [("constant score (positive rate)", d["positive_rate"])]),
         headline_entry("detection_accuracy", props, d["accuracy"], [("majority class", d["majority_accuracy"])]),
@@ -244,7 +245,8 @@ def results_markdown(results: Dict) -> str:
              f"(no Selective Search).", "",
              "| Metric | Split | Model | Baseline | Baseline name |", "|---|---|---|---|---|"]
     for h in results["headline"]:
-        lines.append(f"| {h['metric']} | {h['split']} | {h['model']:.4f} | {h['baseline']:.4f} | {h['baseline_name']} |")
+        lines.append(f"| {h['metric']} | {h['split']} | {h['model']:.4f} | {h['baseline']:.4f} "
+                     f"| {h['baseline_name']} |")
     lp = results["metrics"]["landmarks_pose"]
     lines += ["", "## Landmarks in |yaw| bins (Table II layout, NME % of the face box)", "",
               "| | " + " | ".join(lp["nme_yaw_bins"]) + " | mean | std |",
