@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import keras
 import numpy as np
 import pytest
 
@@ -28,8 +29,10 @@ def test_tiny_outputs_and_shapes(tiny):
     assert shapes == {"detection_logits": (3, 2), "landmarks": (3, 21, 2), "visibility": (3, 21), "pose": (3, 3),
                       "smile_logits": (3, 2), "gender_logits": (3, 2), "age": (3, 1), "embedding": (3, 64),
                       "identity_logits": (3, cfg.num_identities)}
-    # Zero-initialised heads would start at the offsets; He-initialised ones near them.
-    assert np.all(np.isfinite(np.asarray(out["age"])))
+    # The age head reads years: age_offset + age_scale * raw.
+    raw = model.get_layer("age_out").output
+    probe = keras.Model(model.input, raw)({"image": x}, training=False)
+    np.testing.assert_allclose(np.asarray(out["age"]), cfg.age_offset + cfg.age_scale * np.asarray(probe), rtol=1e-5)
 
 
 def test_fusion_maps_reach_the_common_size():
