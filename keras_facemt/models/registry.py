@@ -133,6 +133,9 @@ register_system("uniface", "keras_facemt.models.uniface.model",
                 "Uniface (Liao et al.): detection, 5-pt landmarks, 128-D embedding", "keras_facemt.models.uniface.job")
 register_system("mtfr", "keras_facemt.models.mtfr.model", "MTFR (Wang et al., ICMR'17): face recognition + 7 attributes",
                 "keras_facemt.models.mtfr.job")
+register_system("allinone", "keras_facemt.models.allinone.model",
+                "All-in-One (Ranjan et al., FG'17): detection, 21-pt landmarks, pose, smile, gender, age, identity",
+                "keras_facemt.models.allinone.job")
 
 
 def list_systems() -> List[str]:

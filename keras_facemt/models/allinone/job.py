@@ -1,0 +1,153 @@
+"""The All-in-One job for the shared runner: data -> mixed multi-task training -> evaluation.
+
+``run`` (called by ``training.runner.run_experiment``) does, for an
+``AllInOneExperiment``:
+
+1. renders the five Table I streams and the held-out sets (``data.py``): scene
+   proposals labelled by IoU for detection, landmarks, visibility and pose; face
+   proposals of separate populations for smile, gender, age and identity;
+2. trains with the shared ``Trainer``: one batch from every stream per update
+   (``mix``), Eq. 8 over the active terms, Eq. 6's age loss Euclidean then
+   Gaussian (two phases);
+3. evaluates every task next to its trivial baselines (``task.py``);
+4. writes ``model.keras`` and ``run_config.json``; the runner writes
+   ``results.json`` (with its ``headline`` list) and ``results.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Dict
+
+from keras_facemt.errors import ConfigError
+from keras_facemt.models.allinone import task
+from keras_facemt.models.allinone.experiments import (  # noqa: F401 (EXPERIMENTS, get_experiment: job API)
+    EXPERIMENTS, AllInOneExperiment, get_experiment)
+
+DEFAULT_EXPERIMENT = "allinone"
+DATA_TASKS = ()  # SynthFace only: no converter yet writes IoU-labelled proposals
+
+
+def model_config(exp: AllInOneExperiment):
+    from keras_facemt.models.registry import get_system
+
+    overrides = dict(exp.model_overrides)
+    overrides["num_identities"] = exp.train_identities
+    return get_system("allinone").config(exp.preset, **overrides)
+
+
+def add_arguments(parser) -> None:
+    """All-in-One's own flags for ``facemt train allinone``."""
+    parser.add_argument("--steps", default=None,
+                        help="EUCLIDEAN,GAUSSIAN updates (Eq. 6 lambda 0, then 1), e.g. 1500,500")
+
+
+def parse_steps(text: str) -> dict:
+    """``"EUCLIDEAN,GAUSSIAN"`` -> experiment overrides.
+
+    Raises:
+        ConfigError: for anything but two non-negative integers (the first >= 1).
+    """
+    try:
+        s1, s2 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--steps must be EUCLIDEAN,GAUSSIAN. Received: --steps={text!r}") from None
+    if s1 < 1 or s2 < 0:
+        raise ConfigError(f"--steps needs EUCLIDEAN >= 1 and GAUSSIAN >= 0. Received: --steps={text!r}")
+    return {"steps_euclidean": s1, "steps_gaussian": s2}
+
+
+def configure(exp: AllInOneExperiment, args) -> AllInOneExperiment:
+    """``exp`` with the command line's ``--preset``, ``--seed`` and ``--steps``."""
+    overrides = {k: getattr(args, k) for k in ("preset", "seed") if getattr(args, k, None) is not None}
+    if getattr(args, "steps", None):
+        overrides.update(parse_steps(args.steps))
+    exp = dataclasses.replace(exp, **overrides) if overrides else exp
+    model_config(exp)  # validates the preset now, not after rendering
+    return exp
+
+
+def phases(exp: AllInOneExperiment) -> list:
+    """Every stream mixed in each update; Eq. 6 Euclidean (lambda 0), then Gaussian (lambda 1).
+
+    Adam's rate decays by a cosine within each phase: from ``learning_rate`` to the
+    point a single cosine over the whole run would reach at the switch, then on to
+    2% of ``learning_rate``.
+    """
+    import numpy as np
+
+    from keras_facemt.models.allinone import losses as L
+    from keras_facemt.models.allinone.data import STREAMS
+    from keras_facemt.training.schedule import LearningRate, Phase
+
+    total = exp.steps_euclidean + exp.steps_gaussian
+    lr0, lr_end = exp.learning_rate, exp.learning_rate * 0.02
+    cut = lr_end + 0.5 * (lr0 - lr_end) * (1 + np.cos(np.pi * exp.steps_euclidean / max(total, 1)))
+    out = [Phase("euclidean_age", exp.steps_euclidean, STREAMS, mode="mix", loss_terms=L.phase_terms(False),
+                 learning_rate=LearningRate(lr0, max(float(cut), lr_end * 1.0001), decay="cosine",
+                                            warmup_steps=min(50, exp.steps_euclidean // 10)))]
+    if exp.steps_gaussian:
+        out.append(Phase("gaussian_age", exp.steps_gaussian, STREAMS, mode="mix", loss_terms=L.phase_terms(True),
+                         learning_rate=LearningRate(max(float(cut), lr_end * 1.0001), lr_end, decay="cosine")))
+    return out
+
+
+def train(exp: AllInOneExperiment, cfg, data: Dict, ctx):
+    """Both phases with the shared trainer; returns (model, history, seconds)."""
+    import tensorflow as tf
+
+    from keras_facemt.models.allinone.losses import loss_terms
+    from keras_facemt.models.model_info import write_run_config
+    from keras_facemt.models.registry import get_system
+    from keras_facemt.training.schedule import LossTerm
+    from keras_facemt.training.trainer import Trainer, TrainerConfig
+
+    system = get_system("allinone")
+    trainer = Trainer(
+        lambda: system.build(cfg, exp.preset),
+        tuple(LossTerm(*spec) for spec in loss_terms(dict(exp.loss_weights), cfg.pose_scale)),
+        task.streams(exp, data["train"]), phases(exp),
+        TrainerConfig(model_dir=ctx.model_dir, steps_per_loop=25, optimizer="adam", clipnorm=10.0, seed=exp.seed,
+                      deterministic=ctx.deterministic, summaries=False, progress=False, checkpoint_every_loops=20),
+        strategy=ctx.strategy if ctx.strategy is not None else tf.distribute.get_strategy(),
+    )
+    if trainer.is_chief:
+        write_run_config(ctx.model_dir, system.model_info(cfg, exp.preset), exp.name, {"train": "synthface"})
+    t = time.time()
+    history = trainer.train()
+    seconds = time.time() - t
+    ctx.log(f"trained {exp.steps_euclidean}+{exp.steps_gaussian} steps in {seconds:.0f}s")
+    return trainer.model, history, seconds
+
+
+def run(exp: AllInOneExperiment, ctx) -> Dict[str, object]:
+    """Runs ``exp`` into ``ctx.model_dir`` (``training.runner.RunContext``); returns All-in-One's results."""
+    from keras_facemt.models.allinone.data import prepare
+    from keras_facemt.models.registry import get_system
+    from keras_facemt.serving.keras_format import save_model
+
+    t0 = time.time()
+    timings: Dict[str, float] = {}
+    cfg = model_config(exp)
+    data = prepare(exp, cfg.image_size, ctx.cache_dir or ctx.path("data"), log=ctx.log)
+    timings["data"] = time.time() - t0
+    model, history, seconds = train(exp, cfg, data, ctx)
+    timings["train"] = seconds
+    t = time.time()
+    metrics = task.evaluate(model, exp, data)
+    timings["evaluate"] = time.time() - t
+    steps = exp.steps_euclidean + exp.steps_gaussian
+    results = {
+        "config": dataclasses.asdict(cfg), "params": int(model.count_params()),
+        "train_examples_per_second": sum(dict(exp.batch_sizes).values()) * steps / max(seconds, 1e-9),
+        "metrics": metrics, "timings_seconds": timings, "data_issues": history.get("data_issues", {}),
+        "training_examples": {k: int(len(v["image"])) for k, v in data["train"].items()},
+    }
+    results["headline"] = task.headline(metrics)
+    path = save_model(model, ctx.path("model.keras"), info=get_system("allinone").model_info(cfg, exp.preset))
+    results["paths"] = {"model_keras": path}
+    return results
+
+
+results_markdown = task.results_markdown

@@ -1,0 +1,50 @@
+"""The All-in-One integration test: ``allinone_smoke`` through ``facemt train allinone``.
+
+Renders the five SynthFace streams, trains the tiny preset with both Eq. 6 phases
+through the shared runner, and checks that every headline metric beats its
+strongest trivial baseline (under 2 minutes on an idle 2-core machine).
+"""
+
+import json
+
+import pytest
+
+from keras_facemt import cli
+from keras_facemt.metrics.headline import beats_baseline
+
+HEADLINE = ["scene_detection_ap_at_0.5", "detection_ap", "detection_accuracy", "landmark_nme_visible_box",
+            "yaw_mae_degrees", "age_mae_years", "gender_accuracy", "smile_accuracy", "verification_accuracy_10fold"]
+
+
+@pytest.mark.timeout(600)
+def test_allinone_smoke_beats_every_trivial_baseline(tmp_path):
+    run = tmp_path / "run"
+    assert cli.main(["train", "allinone", "--experiment", "allinone_smoke", "--model-dir", str(run),
+                     "--cache-dir", str(tmp_path / "cache")]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["system"] == "allinone" and results["experiment"] == "allinone_smoke"
+    assert [h["metric"] for h in results["headline"]] == HEADLINE
+    for h in results["headline"]:
+        assert beats_baseline(h), h
+    m = results["metrics"]
+    assert set(m["landmarks_pose"]["nme_yaw_bins"]) == {"0-30", "30-60", "60-90"}
+    assert m["detection"]["proposals"] > 500 and m["verification"]["pairs"] == 400
+    assert m["scenes"]["scenes"] == 10 and m["scenes"]["faces"] > 0
+    assert (run / "model.keras").exists() and (run / "results.md").read_text().startswith("# All-in-One results")
+    assert results["training_examples"]["aflw"] > 1000
+
+
+def test_command_line_takes_the_shared_flags_and_eq6_steps(capsys, tmp_path):
+    from keras_facemt.models.allinone import job
+    from keras_facemt.training.train_command import find_system_of_experiment
+
+    assert cli.main(["train", "allinone", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--experiment", "--model-dir", "--resume", "--cache-dir", "--preset", "--seed", "--steps"):
+        assert flag in out, flag
+    assert find_system_of_experiment("allinone_smoke").name == "allinone"
+    assert job.parse_steps("300,100") == {"steps_euclidean": 300, "steps_gaussian": 100}
+    assert cli.main(["train", "allinone", "--steps", "0,5", "--model-dir", str(tmp_path / "r")]) == 2
+    assert "--steps" in capsys.readouterr().err
+    assert cli.main(["train", "allinone", "--preset", "nosuch", "--model-dir", str(tmp_path / "r")]) == 2
+    assert "nosuch" in capsys.readouterr().err
