@@ -101,6 +101,7 @@ def register_system(name: str, module: str, description: str) -> None:
 register_system("ifan", "keras_facemt.models.ifan.model", "iFAN (Li et al., MM'17): parsing, 5-pt landmarks, emotion")
 register_system("uniface", "keras_facemt.models.uniface.model", "Uniface (Liao et al.): detection, 5-pt landmarks, 128-D embedding")
 register_system("mtfr", "keras_facemt.models.mtfr.model", "MTFR (Wang et al., ICMR'17): face recognition + 7 attributes")
+register_system("tfn", "keras_facemt.models.tfn.model", "TFN (Lin et al., TCYB 2019): detection, 68 landmarks, age/gender/ethnicity")
 
 
 def list_systems() -> List[str]:
