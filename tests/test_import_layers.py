@@ -55,6 +55,8 @@ KNOWN_UPWARD = {
     ("keras_facemt.models.mtfr.recipe", "keras_facemt.training"),
     ("keras_facemt.models.mtfr.serving", "keras_facemt.serving"),
     ("keras_facemt.models.mtfr.task", "keras_facemt.training"),
+    ("keras_facemt.models.tfn.job", "keras_facemt.serving"),
+    ("keras_facemt.models.tfn.job", "keras_facemt.training"),
 }
 
 

@@ -235,3 +235,13 @@ def _tiny() -> TFNConfig:
 
 CONFIG_CLASS = TFNConfig
 PRESETS = {"paper": _paper, "small": _small, "tiny": _tiny}
+
+
+# Variable-path patterns of each part (``Phase.trainable``), for the alternating scheme.
+PART_VARIABLES = {
+    "stem": ("block*",),
+    "rpn": ("rpn_*",),
+    "detection": ("detection_block/*", "det_*"),
+    "landmarks": ("landmark_block/*", "landmark_*", "heatmap_*"),
+    "attributes": ("attribute_block/*", "attribute_*", "age/*", "gender/*", "ethnicity/*"),
+}
