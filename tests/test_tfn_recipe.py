@@ -65,3 +65,22 @@ def test_saved_model_knows_its_system_and_deploys(smoke_run):
     out = served({"image": image})
     assert set(out) == set(system.serving_spec(system.config("tiny")).outputs)
     assert tuple(out["landmarks"].shape) == (1, 10, 68, 2)
+
+
+def test_face_analyzer_reports_68_points_age_gender_ethnicity(smoke_run):
+    """FaceAnalyzer reads the saved file's declaration: per face a box, a score, 68 points,
+    age in years and gender / ethnicity probabilities, in the original image's pixels."""
+    from keras_facemt.data.synthetic import SynthFace
+    from keras_facemt.inference.analyzer import FaceAnalyzer
+
+    run, _, _ = smoke_run
+    analyzer = FaceAnalyzer(os.path.join(run, "model.keras"))
+    image, labels = SynthFace(seed=99, image_size=160).render_scene(0, max_faces=2)
+    faces = analyzer([image])[0]
+    assert faces, "no face found in a SynthFace scene"
+    for face in faces:
+        assert face.landmarks.shape == (68, 2) and 0 <= face.score <= 1
+        assert 0 <= face.attributes["age"] <= 100
+        assert face.attributes["gender"].shape == (2,) and face.attributes["ethnicity"].shape == (3,)
+        np.testing.assert_allclose(face.attributes["ethnicity"].sum(), 1.0, atol=1e-5)
+        assert np.all(face.box[2:] <= 160.5)

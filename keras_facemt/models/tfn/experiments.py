@@ -62,7 +62,7 @@ class TFNExperiment:
     max_faces: int = 4
     domain: str = "studio"
     seed: int = 0
-    stage_steps: Tuple[int, int, int, int] = (1500, 300, 200, 200)
+    stage_steps: Tuple[int, int, int, int] = (1200, 300, 150, 150)
     stage_drops: Tuple[float, ...] = (2 / 3,)
     batch_size: int = 8
     optimizer: str = "adam"
@@ -106,7 +106,7 @@ def _tfn() -> TFNExperiment:
 
 def _tfn_smoke() -> TFNExperiment:
     return TFNExperiment("tfn_smoke", preset="tiny", train_scenes=480, test_scenes=80, max_faces=3,
-                         stage_steps=(450, 60, 60, 60), batch_size=8)
+                         stage_steps=(400, 50, 50, 50), batch_size=8)
 
 
 def _tfn_paper() -> TFNExperiment:

@@ -72,15 +72,19 @@ class FeatureFusedBlock(keras.layers.Layer):
         self.out_channels = self.channels if self.fuse else widths[0]
         self.built = True
 
-    def call(self, rois, features):
+    def call(self, rois, features, training=None):
         s = self.roi_size
+        # Same samples either way (ops/roi.py): crop_and_resize trains (its gradient is one
+        # fused kernel, where the gathers' is a scatter per sample), gathers serve (builtin
+        # TFLite ops).
+        method = "crop_and_resize" if training else "gather"
         rois = tf.stop_gradient(tf.convert_to_tensor(rois, tf.float32))
         b, r = tf.shape(rois)[0], tf.shape(rois)[1]
         pooled = []
         for i, feat in enumerate(features):
             c = feat.shape[-1]
             with float32_scope():
-                crops = crop_rois(feat, rois, (2 * s, 2 * s), method="gather")  # [B, R, 2S, 2S, C]
+                crops = crop_rois(feat, rois, (2 * s, 2 * s), method=method)  # [B, R, 2S, 2S, C]
             x = self.pool(tf.reshape(tf.cast(crops, self.compute_dtype), [-1, 2 * s, 2 * s, c]))
             pooled.append(self.norms[i](x) if self.fuse else x)
         if self.fuse:
