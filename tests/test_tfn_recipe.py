@@ -50,6 +50,12 @@ def test_refuses_an_existing_checkpoint_without_resume(smoke_run):
     assert main(["--experiment", "tfn_smoke", "--model-dir", run, "--steps", "1,2"]) == 2
 
 
+def test_resume_of_a_finished_run_reproduces_its_results(smoke_run):
+    run, cache, results = smoke_run
+    again = run_experiment(get_experiment("tfn_smoke"), run, cache_dir=cache, resume=True, log=lambda *_: None)
+    assert [h["model"] for h in again["headline"]] == pytest.approx([h["model"] for h in results["headline"]])
+
+
 def test_saved_model_knows_its_system_and_deploys(smoke_run):
     from keras_facemt.models.model_info import info_of
     from keras_facemt.models.registry import get_system
@@ -58,12 +64,12 @@ def test_saved_model_knows_its_system_and_deploys(smoke_run):
     run, _, results = smoke_run
     model = load_model(os.path.join(run, "model.keras"))
     info = info_of(model)
-    assert info.system == "tfn" and info.preset == "tiny"
+    assert info.system == "tfn" and info.preset == "small"
     system = get_system("tfn")
     served = system.deployable(model, info)
     image = np.random.default_rng(0).uniform(0, 1, (1, 96, 96, 3)).astype("float32")
     out = served({"image": image})
-    assert set(out) == set(system.serving_spec(system.config("tiny")).outputs)
+    assert set(out) == set(system.serving_spec(system.config("small")).outputs)
     assert tuple(out["landmarks"].shape) == (1, 10, 68, 2)
 
 

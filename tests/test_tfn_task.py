@@ -75,6 +75,7 @@ def test_four_stages_train_their_own_parts():
     # Step decay: /10 two thirds into each stage.
     assert phases[0].learning_rate.at(0, 400) == pytest.approx(1e-3)
     assert phases[0].learning_rate.at(300, 400) == pytest.approx(1e-4)
+    assert phases[0].learning_rate.boundaries == (267,)
 
 
 def test_experiment_validation():
