@@ -60,7 +60,8 @@ def render_scenes(exp: TFNExperiment, image_size: int, cache_dir: str, log: Call
     t = time.time()
     total = exp.train_scenes + exp.test_scenes
     write_synthetic(path, kind="scenes", tasks=task.TASKS, domain=exp.domain, count=total, shards=2, seed=exp.seed,
-                    image_size=image_size, splits=(("train", exp.train_scenes / total), ("test", exp.test_scenes / total)),
+                    image_size=image_size,
+                    splits=(("train", exp.train_scenes / total), ("test", exp.test_scenes / total)),
                     overwrite=True, max_faces=exp.max_faces, min_faces=exp.min_faces, landmark_scheme="ibug68")
     log(f"rendered {total} scenes in {time.time() - t:.0f}s")
     return path

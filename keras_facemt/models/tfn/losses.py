@@ -45,9 +45,11 @@ from keras_facemt.ops.heatmaps import point_pixel_index
 from keras_facemt.ops.roi_targets import DETECTION_IOU, FACE_SAMPLE_IOU, assign_roi_targets, gather_roi_targets
 
 RPN_NEGATIVE_IOU = 0.3
-ATTRIBUTE_SLICES = {"age_class": (4, 4 + AGE_CLASSES),
-                    "gender": (4 + AGE_CLASSES, 4 + AGE_CLASSES + GENDER_CLASSES),
-                    "ethnicity": (4 + AGE_CLASSES + GENDER_CLASSES, 4 + AGE_CLASSES + GENDER_CLASSES + ETHNICITY_CLASSES)}
+_GENDER_START = 4 + AGE_CLASSES
+_ETHNICITY_START = _GENDER_START + GENDER_CLASSES
+# Channels of each attribute's logits in the ``attributes`` output (after the ROI's 4).
+ATTRIBUTE_SLICES = {"age_class": (4, _GENDER_START), "gender": (_GENDER_START, _ETHNICITY_START),
+                    "ethnicity": (_ETHNICITY_START, _ETHNICITY_START + ETHNICITY_CLASSES)}
 
 
 def ground_truth(batch) -> Tuple[tf.Tensor, tf.Tensor]:

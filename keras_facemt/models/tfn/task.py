@@ -254,7 +254,8 @@ def results_markdown(results: Dict) -> str:
              f"(batch {exp['batch_size']}). Partial labels: {exp['partial_labels']}.", "",
              "| Metric | Split | Model | Baseline | Baseline name |", "|---|---|---|---|---|"]
     for h in results["headline"]:
-        lines.append(f"| {h['metric']} | {h['split']} | {h['model']:.4f} | {h['baseline']:.4f} | {h['baseline_name']} |")
+        lines.append(f"| {h['metric']} | {h['split']} | {h['model']:.4f} | {h['baseline']:.4f} "
+                     f"| {h['baseline_name']} |")
     lines += ["", "## Landmarks (Table IV layout: AUC / failure rate)", "",
               "| Max error | TFN (SynthFace) | Paper TFN (300-W) |", "|---|---|---|"]
     for c in CUTOFFS:
@@ -266,7 +267,8 @@ def results_markdown(results: Dict) -> str:
               f"| Age MAE (years) | {m['age_mae']:.2f} | {PAPER_TABLE5['age_mae'][0]} / {PAPER_TABLE5['age_mae'][1]} |",
               f"| Gender accuracy | {100 * m['gender_accuracy']:.2f}% | {100 * PAPER_TABLE5['gender'][0]:.2f}% / "
               f"{100 * PAPER_TABLE5['gender'][1]:.2f}% |",
-              f"| Ethnicity accuracy | {100 * m['ethnicity_accuracy']:.2f}% | {100 * PAPER_TABLE5['ethnicity'][0]:.2f}% / "
+              f"| Ethnicity accuracy | {100 * m['ethnicity_accuracy']:.2f}% | "
+              f"{100 * PAPER_TABLE5['ethnicity'][0]:.2f}% / "
               f"{100 * PAPER_TABLE5['ethnicity'][1]:.2f}% |", "",
               "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings_seconds"].items())]
     return "\n".join(lines) + "\n"
