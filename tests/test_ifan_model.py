@@ -14,12 +14,8 @@ from keras_facemt.models.ifan.backbone import FCDenseNetBackbone
 from keras_facemt.models.ifan.config import IFANConfig
 from keras_facemt.models.ifan.decoders import AttributeDecoder, LandmarkDecoder, ParsingDecoder
 from keras_facemt.models.ifan.integrator import TaskIntegrator
-from keras_facemt.models.ifan.reencoders import (
-    AttributeReencoder,
-    LandmarkReencoder,
-    ParsingReencoder,
-    render_landmark_heatmaps,
-)
+from keras_facemt.models.ifan.reencoders import AttributeReencoder, LandmarkReencoder, ParsingReencoder
+from keras_facemt.ops.heatmaps import render_landmark_heatmaps
 from tests.helpers import run_layer_test, run_model_saving_test
 
 TASKS3 = ("parsing", "landmarks", "emotion")

@@ -121,3 +121,54 @@ def test_layers_keep_bn_statistics_float32_under_mixed_precision():
     assert isinstance(bn, DomainBatchNorm) and bn.moving_mean.dtype == "float32"
     block = DenseBlock(2, 3, dtype=keras.DTypePolicy("mixed_float16"))
     assert block(_x(2, 6, 6, 3), domain=np.array([0, 0], "int32")).dtype == tf.float16
+
+
+def test_l2_normalization_hand_computed():
+    from keras_facemt.layers.l2_normalization import L2Normalization
+
+    x = np.array([[[3.0, 4.0], [0.0, 0.0]]], "float32")  # [1, 2, 2]
+    out = run_layer_test(L2Normalization, {"scale_init": 10.0, "epsilon": 1e-6}, x, (1, 2, 2),
+                         expected_num_trainable_weights=1)
+    # (3, 4) / 5 * 10; an all-zero vector (a padded ROI) stays zero.
+    np.testing.assert_allclose(out.numpy(), [[[6.0, 8.0], [0.0, 0.0]]], atol=1e-5)
+
+
+def test_l2_normalization_scale_is_per_channel():
+    from keras_facemt.layers.l2_normalization import L2Normalization
+
+    layer = L2Normalization(1.0)
+    x = np.array([[1.0, 1.0]], "float32")
+    layer(x)
+    layer.gamma.assign([2.0, 3.0])
+    s = 1 / np.sqrt(2)
+    np.testing.assert_allclose(layer(x).numpy(), [[2 * s, 3 * s]], atol=1e-6)
+
+
+def test_squeeze_excitation_single_conv_gate_hand_computed():
+    from keras_facemt.layers.squeeze_excitation import SqueezeExcitation
+
+    x = np.ones((1, 2, 2, 2), "float32")
+    x[..., 1] = 2.0
+    out = run_layer_test(SqueezeExcitation, {"reduction": None}, x, (1, 2, 2, 2),
+                         expected_num_trainable_weights=2)
+    layer = SqueezeExcitation(None)
+    layer(x)
+    # Pooled (1, 2); gate = sigmoid(pooled @ I + (0, 1)) = sigmoid(1), sigmoid(3).
+    layer.excite.set_weights([np.eye(2, dtype="float32"), np.array([0.0, 1.0], "float32")])
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    got = layer(x).numpy()
+    np.testing.assert_allclose(got[..., 0], sig(1.0), atol=1e-6)
+    np.testing.assert_allclose(got[..., 1], 2 * sig(3.0), atol=1e-6)
+    assert out.shape == x.shape
+
+
+def test_squeeze_excitation_gates_each_roi_of_a_stack():
+    from keras_facemt.layers.squeeze_excitation import SqueezeExcitation
+
+    run_layer_test(SqueezeExcitation, {"reduction": 2}, _x(2, 3, 4, 4, 6), (2, 3, 4, 4, 6),
+                   expected_num_trainable_weights=4)
+    layer = SqueezeExcitation(None)
+    x = _x(1, 2, 3, 3, 4)
+    both = layer(x).numpy()
+    first = layer(x[:, :1]).numpy()
+    np.testing.assert_allclose(both[:, :1], first, atol=1e-6)  # ROI 0's gate ignores ROI 1

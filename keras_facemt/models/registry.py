@@ -136,6 +136,8 @@ register_system("mtfr", "keras_facemt.models.mtfr.model", "MTFR (Wang et al., IC
 register_system("allinone", "keras_facemt.models.allinone.model",
                 "All-in-One (Ranjan et al., FG'17): detection, 21-pt landmarks, pose, smile, gender, age, identity",
                 "keras_facemt.models.allinone.job")
+register_system("tfn", "keras_facemt.models.tfn.model",
+                "TFN (Lin et al., TCYB 2019): detection, 68 landmarks, age/gender/ethnicity", "keras_facemt.models.tfn.job")
 
 
 def list_systems() -> List[str]:

@@ -7,7 +7,7 @@ Two layouts, both returning normalised corner boxes ``(xmin, ymin, xmax, ymax)``
   III-C uses aspect ratios {0.95, 0.8, 0.65} (width / height: faces are taller than
   wide).
 * ``rpn_anchors``: Faster R-CNN RPN-style scales x ratios on one stride-``s`` grid
-  (TFN Sec. III-B uses scales {16, 32, 64} on conv4_3 and {128, 256, 512} on conv5_3
+  (TFN Sec. IV-A.2 uses scales {16, 32, 64} on conv4_3 and {128, 256, 512} on conv5_3
   with ratios {0.5, 1, 2}).
 
 Anchor order is level-major, then row (y), column (x) and anchor-within-cell, which is

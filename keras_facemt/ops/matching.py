@@ -4,7 +4,7 @@
   used by Uniface Sec. III-E.1: every ground-truth box is matched to the anchor with
   the best Jaccard overlap, and additionally every anchor whose best overlap with any
   ground truth exceeds a threshold is matched to that ground truth.
-* ``top_k_match``: TFN's RPN rule (Lin et al., Sec. III-D.1): each ground truth takes
+* ``top_k_match``: TFN's RPN rule (Lin et al., Sec. IV-B, Eq. 2): each ground truth takes
   the ``k`` anchors with the highest IoU as positives (k = 3), which favours small
   faces that no anchor overlaps by much.
 * ``hard_negative_mask``: SSD / Uniface Sec. III-E.1 hard negative mining: of the

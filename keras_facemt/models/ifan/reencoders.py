@@ -19,38 +19,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-
-def render_landmark_heatmaps(points, size, radius):
-    """Renders disc heat maps of landmarks with plain tensor ops.
-
-    A pixel is 1 when its centre lies within ``radius`` pixels of a landmark, 0 when
-    it lies more than about half a pixel outside, with a linear edge in between (the
-    paper's hot-point discs, anti-aliased). The edge keeps the re-encoder a
-    continuous function of the predicted points: with a hard threshold, a point
-    that moves by float rounding (another runtime, another kernel) can flip a
-    boundary pixel, and the feedback turns that flip into a visible change of the
-    next iteration's outputs. The points get no gradient through the maps (as in
-    the paper), and the maps export to TFLite / ONNX as elementwise ops.
-
-    Args:
-        points: ``[batch, K, 2]`` normalised (x, y) coordinates in [0, 1].
-        size: output side S in pixels.
-        radius: disc radius in pixels.
-
-    Returns:
-        float32 ``[batch, S, S, K]`` in [0, 1].
-    """
-    points = ops.stop_gradient(ops.cast(points, "float32"))
-    centres = (ops.arange(size, dtype="float32") + 0.5) / float(size)  # [S]
-    x = points[:, :, 0]
-    y = points[:, :, 1]
-    dx = (ops.reshape(centres, (1, 1, size, 1)) - x[:, None, None, :]) * float(size)  # [B, 1, S, K]
-    dy = (ops.reshape(centres, (1, size, 1, 1)) - y[:, None, None, :]) * float(size)  # [B, S, 1, K]
-    # (r**2 - d**2) / (2 r) ~ r - d near the rim: a one-pixel ramp centred on it, with no
-    # square root (0.5 exactly at distance r).
-    r = float(radius)
-    edge = (r * r - (ops.square(dx) + ops.square(dy))) * (0.5 / r) + 0.5
-    return ops.clip(edge, 0.0, 1.0)
+from keras_facemt.ops.heatmaps import render_landmark_heatmaps
 
 
 class _MapPyramid(keras.layers.Layer):

@@ -1,0 +1,80 @@
+"""TFN's region subnets after the feature-fused block (Lin et al., Sec. IV-A, Fig. 3):
+two fully connected layers (VGG-16's fc6 / fc7 shape) and the decision layer.
+
+* detection: face / background logits and 4 box deltas per ROI (Eq. 3);
+* landmarks: 136 values, the 68 ibug points in Eq. 5's box-relative encoding;
+* attributes: age over 101 classes, gender (2), ethnicity (3) logits (Eq. 6);
+* heat-map landmarks (Sec. VI-A, Fig. 9): four 3x3 convolutions on the fused ROI
+  features, 2x2 stride-2 deconvolutions up to ``upsample`` times the ROI size, a 1x1
+  convolution to 68 maps whose per-pixel softmax locates each point.
+
+Each subnet is a functional model from ``[batch, R, S, S, C]`` ROI features, so the
+training and the deployable graphs call the same weights for any number of ROIs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import keras
+
+from keras_facemt.models.tfn.config import AGE_CLASSES, ETHNICITY_CLASSES, GENDER_CLASSES, NUM_LANDMARKS
+
+
+def _trunk(x, units: Sequence[int], prefix: str):
+    s = x.shape
+    x = keras.layers.Reshape((-1, s[2] * s[3] * s[4]), name=f"{prefix}_flatten")(x)
+    for i, u in enumerate(units, start=6):
+        x = keras.layers.Dense(int(u), activation="relu", name=f"{prefix}_fc{i}")(x)
+    return x
+
+
+def _small_init():
+    return keras.initializers.RandomNormal(stddev=0.001)
+
+
+def build_detection_head(roi_size: int, channels: int, units: Sequence[int], name: str = "detection_head"):
+    """``{"cls_logits": [batch, R, 2], "box_deltas": [batch, R, 4]}``."""
+    inp = keras.Input((None, roi_size, roi_size, channels), name="roi_features")
+    x = _trunk(inp, units, "det")
+    out = {"cls_logits": keras.layers.Dense(2, name="det_cls")(x),
+           "box_deltas": keras.layers.Dense(4, kernel_initializer=_small_init(), name="det_reg")(x)}
+    return keras.Model(inp, out, name=name)
+
+
+def build_landmark_head(roi_size: int, channels: int, units: Sequence[int], name: str = "landmark_head"):
+    """``[batch, R, 68, 2]`` Eq. 5 offsets of the 68 points relative to each ROI."""
+    inp = keras.Input((None, roi_size, roi_size, channels), name="roi_features")
+    x = _trunk(inp, units, "landmark")
+    x = keras.layers.Dense(NUM_LANDMARKS * 2, kernel_initializer=_small_init(), name="landmark_offsets")(x)
+    return keras.Model(inp, keras.layers.Reshape((-1, NUM_LANDMARKS, 2), name="landmark_points")(x), name=name)
+
+
+def build_attribute_head(roi_size: int, channels: int, units: Sequence[int], name: str = "attribute_head"):
+    """``{"age_logits": [batch, R, 101], "gender_logits": [.., 2], "ethnicity_logits": [.., 3]}``."""
+    inp = keras.Input((None, roi_size, roi_size, channels), name="roi_features")
+    x = _trunk(inp, units, "attribute")
+    out = {"age_logits": keras.layers.Dense(AGE_CLASSES, name="age")(x),
+           "gender_logits": keras.layers.Dense(GENDER_CLASSES, name="gender")(x),
+           "ethnicity_logits": keras.layers.Dense(ETHNICITY_CLASSES, name="ethnicity")(x)}
+    return keras.Model(inp, out, name=name)
+
+
+def build_heatmap_head(roi_size: int, channels: int, encoder_channels: int, upsample: int,
+                       name: str = "landmark_heatmap_head"):
+    """``[batch, R, S*u, S*u, 68]`` heat-map logits (a softmax over each map's pixels)."""
+    s = roi_size
+    inp = keras.Input((None, s, s, channels), name="roi_features")
+    x = inp
+    # TimeDistributed runs the 2-D layers on each ROI of the [batch, R, ...] stack.
+    for i in range(4):
+        x = keras.layers.TimeDistributed(keras.layers.Conv2D(encoder_channels, 3, padding="same", activation="relu"),
+                                         name=f"heatmap_enc{i}")(x)
+    width = encoder_channels
+    for i in range(int(math.log2(upsample))):
+        width = max(NUM_LANDMARKS, width // 2)
+        x = keras.layers.TimeDistributed(keras.layers.Conv2DTranspose(width, 2, strides=2, activation="relu"),
+                                         name=f"heatmap_deconv{i}")(x)
+    x = keras.layers.TimeDistributed(keras.layers.Conv2D(NUM_LANDMARKS, 1), name="heatmap_logits")(x)
+    return keras.Model(inp, x, name=name)

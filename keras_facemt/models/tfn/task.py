@@ -1,0 +1,275 @@
+"""TFN's task: SynthFace scene streams, evaluation with the paper's metrics (Sec. III-C,
+V), trivial baselines, the ``headline`` list and the results tables.
+
+Evaluation runs the deployable graph (``model.build_serving_model``) on held-out
+scenes and scores:
+
+* detection: VOC AP at IoU 0.5 over the test scenes and its PR curve;
+* landmarks (300-W protocol): on each ground-truth face matched by a detection
+  (IoU >= 0.5), NME normalised by the inter-ocular (outer eye corner) distance; CED
+  AUC and failure rate at 0.1 / 0.2 / 0.3;
+* attributes on the same matched faces: age MAE (the expectation of the age
+  softmax), gender and ethnicity accuracy.
+
+Baselines: a fixed-prior detector (boxes of the training faces' median size on a
+grid, scored by closeness to the image centre), the training mean shape placed in
+the model's own matched detections, the training-mean age and the training-majority
+gender and ethnicity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List
+
+import numpy as np
+import tensorflow as tf
+
+from keras_facemt.configs.data import AugmentConfig, DataConfig
+from keras_facemt.data import batch as batch_keys
+from keras_facemt.metrics.classification import majority_accuracy
+from keras_facemt.metrics.detection_ap import average_precision
+from keras_facemt.metrics.landmark_error import ced_auc, failure_rate, nme_per_face
+from keras_facemt.metrics.matched_landmark_error import match_to_ground_truth, matched_landmark_nme
+from keras_facemt.ops.box_jitter import random_shake
+
+TASKS = ("detection", "landmarks", "age_class", "gender", "ethnicity")
+ATTRIBUTES = ("age_class", "gender", "ethnicity")
+CUTOFFS = (0.1, 0.2, 0.3)
+# Table IV / V (TFN, no JFA) for the report.
+PAPER_TABLE4 = {0.1: (0.3932, 0.0783), 0.2: (0.6813, 0.0117), 0.3: (0.7843, 0.0083)}
+PAPER_TABLE5 = {"age_mae": (3.23, 3.18), "gender": (0.9871, 0.9866), "ethnicity": (0.9805, 0.9813)}
+
+
+def scene_stream(exp, data_dir: str, split: str, image_size: int, training: bool) -> DataConfig:
+    """Scenes with every TFN label; flips and mild colour jitter when training."""
+    augment = AugmentConfig(flip=exp.flip, scale_range=(1.0, 1.0), shift=0.0, brightness=0.05, contrast=0.05,
+                            saturation=0.05, hue=0.0) if training else None
+    return DataConfig(
+        name="scenes", data_dir=data_dir, split=split, mode="scenes", image_size=(image_size, image_size),
+        global_batch_size=exp.batch_size, tasks=TASKS, landmark_scheme="ibug68", max_faces=exp.max_faces,
+        augment=augment, shuffle_buffer=512 if training else 0, repeat=training, seed=exp.seed,
+    )
+
+
+def _face_hash(boxes):
+    """A number in [0, 1) per face from its box's vertical extent, which a horizontal flip
+    leaves bit-exact, so a face keeps or lacks its labels in every epoch (a partially
+    labelled set, not labels re-drawn per batch)."""
+    key = boxes[..., 1] * 12.9898 + boxes[..., 3] * 78.233
+    v = tf.sin(key) * 43758.5453
+    return v - tf.floor(v)
+
+
+def partial_labels(batch, exp):
+    """JFA-like label indicators: small faces and a seeded share of the others keep only their box."""
+    boxes = tf.cast(batch[batch_keys.BBOX], tf.float32)
+    big = tf.cast(boxes[..., 2] - boxes[..., 0] >= exp.label_min_face, tf.float32)
+    u = _face_hash(boxes)
+    out = dict(batch)
+    out[batch_keys.HAS_LANDMARKS] = batch[batch_keys.HAS_LANDMARKS] * big * tf.cast(u < exp.landmark_label_rate,
+                                                                                    tf.float32)
+    keep_attr = big * tf.cast(tf.math.floormod(u * 7.0, 1.0) < exp.attribute_label_rate, tf.float32)
+    for name in ATTRIBUTES:
+        out[batch_keys.has_attr(name)] = batch[batch_keys.has_attr(name)] * keep_attr
+    return out
+
+
+def train_stream(exp, data_dir: str, image_size: int):
+    """The training stream: scene batches plus ``face_rois``, the shaken ground-truth boxes.
+
+    Returns:
+        ``callable(input_context) -> tf.data.Dataset`` (a trainer stream).
+    """
+    from keras_facemt.data.pipeline import build_dataset
+
+    cfg = scene_stream(exp, data_dir, "train", image_size, training=True)
+
+    def add_face_rois(index, batch):
+        boxes = tf.cast(batch[batch_keys.BBOX], tf.float32) * tf.expand_dims(
+            tf.cast(batch[batch_keys.FACE_MASK], tf.float32), -1)
+        seed = tf.stack([tf.constant(exp.seed, tf.int64), index])
+        batch = dict(batch, face_rois=random_shake(boxes, seed, exp.shake_shift, exp.shake_scale, exp.shake_copies))
+        return partial_labels(batch, exp) if exp.partial_labels else batch
+
+    def make(ctx):
+        return build_dataset(cfg, ctx).enumerate().map(add_face_rois, num_parallel_calls=tf.data.AUTOTUNE,
+                                                       deterministic=True)
+
+    return make
+
+
+def collect_labels(exp, data_dir: str, split: str, image_size: int) -> Dict[str, list]:
+    """Per image: ground-truth boxes, landmarks, visibility and attribute labels with their flags."""
+    from keras_facemt.data.pipeline import build_dataset
+
+    cfg = dataclasses.replace(scene_stream(exp, data_dir, split, image_size, training=False), name=f"{split}_labels")
+    out: Dict[str, list] = {k: [] for k in ("images", "boxes", "landmarks", "visible", "has_landmarks")}
+    for name in ATTRIBUTES:
+        out[name], out["has_" + name] = [], []
+    for batch in build_dataset(cfg):
+        mask = batch[batch_keys.FACE_MASK].numpy() > 0
+        for i, m in enumerate(mask):
+            if split != "train":
+                out["images"].append(batch["image"][i].numpy())
+            out["boxes"].append(batch[batch_keys.BBOX][i].numpy()[m])
+            out["landmarks"].append(batch[batch_keys.LANDMARKS][i].numpy()[m])
+            out["visible"].append(batch[batch_keys.LANDMARKS_VISIBLE][i].numpy()[m])
+            out["has_landmarks"].append(batch[batch_keys.HAS_LANDMARKS][i].numpy()[m])
+            for name in ATTRIBUTES:
+                out[name].append(batch[batch_keys.attr(name)][i].numpy()[m])
+                out["has_" + name].append(batch[batch_keys.has_attr(name)][i].numpy()[m])
+    return out
+
+
+def predict(served, images: np.ndarray, batch_size: int = 16) -> List[Dict[str, np.ndarray]]:
+    """Per image: the deployable graph's valid rows (``boxes``, ``scores``, ``landmarks``, ``age``, ...)."""
+    results = []
+    for s in range(0, len(images), batch_size):
+        out = {k: np.asarray(v) for k, v in served({"image": images[s:s + batch_size]}, training=False).items()}
+        for i in range(len(out["boxes"])):
+            n = int(out["num_detections"][i])
+            results.append({k: v[i, :n] for k, v in out.items() if k != "num_detections"})
+    return results
+
+
+def mean_shape(boxes, landmarks, has) -> np.ndarray:
+    """``[68, 2]`` mean landmark positions relative to the face box (labelled training faces)."""
+    b = np.concatenate([np.reshape(x, (-1, 4)) for x in boxes])
+    l = np.concatenate([np.reshape(x, (-1, 68, 2)) for x in landmarks])
+    h = np.concatenate([np.reshape(x, (-1,)) for x in has]) > 0
+    wh = np.maximum(b[h, 2:] - b[h, :2], 1e-6)[:, None]
+    return ((l[h] - b[h, None, :2]) / wh).mean(0)
+
+
+def fixed_prior_detections(train_boxes, num_images: int, max_detections: int = 20):
+    """The trivial detector: a grid of boxes of the median training face, scored by closeness to the centre."""
+    b = np.concatenate([np.reshape(x, (-1, 4)) for x in train_boxes])
+    w, h = np.median(b[:, 2] - b[:, 0]), np.median(b[:, 3] - b[:, 1])
+    n = max(1, int(np.sqrt(max_detections)))
+    cs = (np.arange(n) + 0.5) / n
+    cx, cy = [v.reshape(-1) for v in np.meshgrid(cs, cs)]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
+    scores = 1.0 - np.hypot(cx - 0.5, cy - 0.5)
+    return [(boxes, scores)] * num_images
+
+
+def _matched(preds, labels, key, flag):
+    """(predictions, targets) of ``key`` over ground-truth faces matched by a detection and labelled."""
+    p, t = [], []
+    for pr, gb, gv, gh in zip(preds, labels["boxes"], labels[key], labels[flag]):
+        for g, j in enumerate(match_to_ground_truth(pr["boxes"], gb)):
+            if j >= 0 and gh[g] > 0:
+                p.append(pr)
+                t.append((j, gv[g]))
+    return p, t
+
+
+def evaluate(served, test: Dict[str, list], train: Dict[str, list], max_detections: int) -> Dict[str, object]:
+    """Every metric of the deployable graph ``served`` on ``test`` (from ``collect_labels``), with baselines."""
+    images = np.stack(test["images"]).astype(np.float32)
+    preds = predict(served, images)
+    det = average_precision([(p["boxes"], p["scores"]) for p in preds], test["boxes"])
+    prior = average_precision(fixed_prior_detections(train["boxes"], len(images), max_detections), test["boxes"])
+    shape = mean_shape(train["boxes"], train["landmarks"], train["has_landmarks"])
+    vis = [v * h[:, None] for v, h in zip(test["visible"], test["has_landmarks"])]
+    lm = matched_landmark_nme([p["boxes"] for p in preds], [p["scores"] for p in preds],
+                              [p["landmarks"] for p in preds], test["boxes"], test["landmarks"], vis, shape,
+                              normalizations=("inter_ocular",))
+    per_face = _per_face_nme(preds, test)
+    metrics = {
+        "ap": det["ap"], "pr_curve": {"recall": _thin(det["recall"]), "precision": _thin(det["precision"])},
+        "test_faces": int(det["num_positives"]),
+        "nme": lm["nme"], "nme_scored_faces": lm["scored_faces"], "nme_unmatched_faces": lm["unmatched_faces"],
+        "ced": {str(c): {"auc": ced_auc(per_face, c), "failure_rate": failure_rate(per_face, c)} for c in CUTOFFS},
+    }
+    baselines = {"fixed_prior_ap": prior["ap"], "mean_shape_in_detections_nme": lm["nme_mean_shape"]}
+    p, t = _matched(preds, test, "age_class", "has_age_class")
+    ages = np.array([pr["age"][j] for pr, (j, _) in zip(p, t)])
+    truth = np.array([v for _, v in t], np.float64)
+    train_ages = np.concatenate([a[h > 0] for a, h in zip(train["age_class"], train["has_age_class"])])
+    metrics["age_mae"] = float(np.abs(ages - truth).mean()) if len(t) else float("nan")
+    metrics["age_faces"] = len(t)
+    baselines["training_mean_age_mae"] = float(np.abs(train_ages.mean() - truth).mean()) if len(t) else float("nan")
+    for name, key in (("gender", "gender_logits"), ("ethnicity", "ethnicity_logits")):
+        p, t = _matched(preds, test, name, "has_" + name)
+        pred = np.array([pr[key][j].argmax() for pr, (j, _) in zip(p, t)])
+        truth = np.array([v for _, v in t], np.int64)
+        train_labels = np.concatenate([a[h > 0] for a, h in zip(train[name], train["has_" + name])]).astype(np.int64)
+        metrics[f"{name}_accuracy"] = float((pred == truth).mean()) if len(t) else float("nan")
+        metrics[f"{name}_faces"] = len(t)
+        baselines[f"{name}_majority"] = majority_accuracy(train_labels, truth) if len(t) else float("nan")
+    return {"metrics": metrics, "baselines": baselines}
+
+
+def _per_face_nme(preds, test) -> np.ndarray:
+    p, t, v = [], [], []
+    for pr, gb, gl, gv, gh in zip(preds, test["boxes"], test["landmarks"], test["visible"], test["has_landmarks"]):
+        for g, j in enumerate(match_to_ground_truth(pr["boxes"], gb)):
+            if j >= 0 and gh[g] > 0:
+                p.append(pr["landmarks"][j])
+                t.append(gl[g])
+                v.append(gv[g])
+    if not p:
+        return np.zeros(0)
+    errors = nme_per_face(np.asarray(p), np.asarray(t), "ibug68", np.asarray(v))
+    return errors[np.isfinite(errors)]
+
+
+def _thin(values, n: int = 101) -> List[float]:
+    values = np.asarray(values, np.float64)
+    if len(values) <= n:
+        return values.tolist()
+    return values[np.linspace(0, len(values) - 1, n).round().astype(int)].tolist()
+
+
+def headline(results: Dict, model_name: str = "tfn") -> List[Dict[str, object]]:
+    """One entry per headline metric, next to its trivial baseline."""
+    m, b = results["metrics"], results["baselines"]
+    split = f"{m['test_faces']} faces of held-out SynthFace scenes"
+
+    def entry(metric, value, base, name, higher=True, where=split):
+        return {"metric": metric, "split": where, "model": float(value), "baseline": float(base),
+                "baseline_name": name, "higher_is_better": higher}
+
+    matched = "ground-truth faces matched by a detection (IoU >= 0.5)"
+    return [
+        entry("detection_ap@0.5", m["ap"], b["fixed_prior_ap"], "fixed-prior grid of median-size boxes"),
+        entry("landmark_nme_inter_ocular", m["nme"], b["mean_shape_in_detections_nme"],
+              "training mean shape in the same detected boxes", False, matched),
+        entry("age_mae_years", m["age_mae"], b["training_mean_age_mae"], "training-mean age", False, matched),
+        entry("gender_accuracy", m["gender_accuracy"], b["gender_majority"], "training-majority gender", True,
+              matched),
+        entry("ethnicity_accuracy", m["ethnicity_accuracy"], b["ethnicity_majority"], "training-majority ethnicity",
+              True, matched),
+    ]
+
+
+def results_markdown(results: Dict) -> str:
+    """``results.md``: headline table, Table IV / V layouts, timings."""
+    exp, m = results["experiment"], results["metrics"]
+    lines = [f"# TFN results: {exp['name']}", "",
+             f"Preset `{exp['preset']}`, {exp['train_scenes']} training / {exp['test_scenes']} test SynthFace scenes "
+             f"(1-{exp['max_faces']} faces), four stages of {', '.join(str(s) for s in exp['stage_steps'])} updates "
+             f"(batch {exp['batch_size']}). Partial labels: {exp['partial_labels']}.", "",
+             "| Metric | Split | Model | Baseline | Baseline name |", "|---|---|---|---|---|"]
+    for h in results["headline"]:
+        lines.append(f"| {h['metric']} | {h['split']} | {h['model']:.4f} | {h['baseline']:.4f} "
+                     f"| {h['baseline_name']} |")
+    lines += ["", "## Landmarks (Table IV layout: AUC / failure rate)", "",
+              "| Max error | TFN (SynthFace) | Paper TFN (300-W) |", "|---|---|---|"]
+    for c in CUTOFFS:
+        r = m["ced"][str(c)]
+        pa, pf = PAPER_TABLE4[c]
+        lines.append(f"| {c} | {r['auc']:.4f} / {100 * r['failure_rate']:.2f}% | {pa:.4f} / {100 * pf:.2f}% |")
+    lines += ["", "## Attributes (Table V layout)", "",
+              "| | TFN (SynthFace) | Paper TFN (MORPH II, two folds) |", "|---|---|---|",
+              f"| Age MAE (years) | {m['age_mae']:.2f} | {PAPER_TABLE5['age_mae'][0]} / {PAPER_TABLE5['age_mae'][1]} |",
+              f"| Gender accuracy | {100 * m['gender_accuracy']:.2f}% | {100 * PAPER_TABLE5['gender'][0]:.2f}% / "
+              f"{100 * PAPER_TABLE5['gender'][1]:.2f}% |",
+              f"| Ethnicity accuracy | {100 * m['ethnicity_accuracy']:.2f}% | "
+              f"{100 * PAPER_TABLE5['ethnicity'][0]:.2f}% / "
+              f"{100 * PAPER_TABLE5['ethnicity'][1]:.2f}% |", "",
+              "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings_seconds"].items())]
+    return "\n".join(lines) + "\n"
+
