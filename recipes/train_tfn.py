@@ -7,7 +7,8 @@ alternating scheme (all tasks; RPN + detection; landmark subnet; attribute subne
 with step decay; and evaluates the deployable graph: detection AP@0.5, matched-face
 NME with CED AUC / failure rate, age MAE, gender and ethnicity accuracy, next to
 trivial baselines. Writes ``results.json``, ``results.md`` and ``model.keras`` to
-``--model-dir``.
+``--model-dir``. The same as ``facemt train tfn``; ``--help`` lists the flags every
+system shares and TFN's own (``--steps``, ``--partial-labels``).
 
 Examples::
 
@@ -25,7 +26,12 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from keras_facemt.models.tfn.recipe import main  # noqa: E402
+from keras_facemt.training.train_command import main as train_main  # noqa: E402
+
+
+def main(argv=None) -> int:
+    return train_main(argv, system="tfn", prog="train_tfn.py")
+
 
 if __name__ == "__main__":
     sys.exit(main())

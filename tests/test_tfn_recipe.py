@@ -9,8 +9,13 @@ import pytest
 
 from keras_facemt.errors import ConfigError
 from keras_facemt.models.tfn.experiments import get_experiment
-from keras_facemt.models.tfn.job import run_experiment
-from keras_facemt.models.tfn.recipe import main
+from keras_facemt.models.registry import get_system
+from keras_facemt.training.runner import RunContext, run_experiment
+from keras_facemt.training.train_command import main as facemt_train
+
+
+def main(argv):
+    return facemt_train(["tfn", *argv])
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +37,7 @@ def test_smoke_beats_every_trivial_baseline(smoke_run):
     assert {h["metric"] for h in results["headline"]} == METRICS
     for h in results["headline"]:
         assert set(h) == {"metric", "split", "model", "baseline", "baseline_name", "higher_is_better"}
+    assert results["system"] == "tfn" and results["experiment"] == "tfn_smoke"
         better = h["model"] > h["baseline"] if h["higher_is_better"] else h["model"] < h["baseline"]
         assert better, h
     m = results["metrics"]
@@ -45,14 +51,17 @@ def test_smoke_beats_every_trivial_baseline(smoke_run):
 def test_refuses_an_existing_checkpoint_without_resume(smoke_run):
     run, cache, _ = smoke_run
     with pytest.raises(ConfigError, match="--resume"):
-        run_experiment(get_experiment("tfn_smoke"), run, cache_dir=cache, log=lambda *_: None)
+        run_experiment(get_system("tfn"), get_experiment("tfn_smoke"), RunContext(run, cache_dir=cache,
+                                                                                   log=lambda *_: None))
     assert main(["--experiment", "tfn_smoke", "--model-dir", run, "--data", "faces=/nowhere"]) == 2
     assert main(["--experiment", "tfn_smoke", "--model-dir", run, "--steps", "1,2"]) == 2
 
 
 def test_resume_of_a_finished_run_reproduces_its_results(smoke_run):
     run, cache, results = smoke_run
-    again = run_experiment(get_experiment("tfn_smoke"), run, cache_dir=cache, resume=True, log=lambda *_: None)
+    again = run_experiment(get_system("tfn"), get_experiment("tfn_smoke"),
+                           RunContext(run, cache_dir=cache, resume=True, log=lambda *_: None))
+    assert again["run"]["resumed"] is True
     assert [h["model"] for h in again["headline"]] == pytest.approx([h["model"] for h in results["headline"]])
 
 

@@ -1,6 +1,6 @@
-"""The TFN job: data -> the four-stage alternating scheme -> evaluation -> report.
+"""The TFN job for the shared runner: data -> the four-stage alternating scheme -> evaluation.
 
-``run_experiment`` does, for a ``TFNExperiment``:
+``run`` (called by ``training.runner.run_experiment``) does, for a ``TFNExperiment``:
 
 1. renders (or reuses, from ``cache_dir``) the SynthFace train / test scenes with
    boxes, 68 points, age, gender and ethnicity;
@@ -13,8 +13,8 @@
 3. evaluates the deployable graph (``task.evaluate``): AP@0.5, matched-face NME
    with CED / failure rates, age MAE, gender and ethnicity accuracy, each next to
    its trivial baseline;
-4. writes ``model.keras`` (with its model info), ``run_config.json``,
-   ``results.json`` (with its ``headline`` list) and ``results.md`` atomically.
+4. writes ``model.keras`` (with its model info) and ``run_config.json``; the
+   runner writes ``results.json`` (with its ``headline`` list) and ``results.md``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict
 
 from keras_facemt.errors import ConfigError
 from keras_facemt.models.tfn import task
-from keras_facemt.models.tfn.experiments import TFNExperiment
+from keras_facemt.models.tfn.experiments import EXPERIMENTS, TFNExperiment, get_experiment  # noqa: F401
 
 SCENES_FORMAT = 1
 EVAL_SCORE_THRESHOLD = 0.05
@@ -36,12 +36,6 @@ def model_config(exp: TFNExperiment):
     from keras_facemt.models.registry import get_system
 
     return get_system("tfn").config(exp.preset, **dict(exp.model_overrides))
-
-
-def _has_checkpoint(model_dir: str) -> bool:
-    from keras_facemt.training.checkpointing import latest_checkpoint
-
-    return os.path.isdir(model_dir) and latest_checkpoint(model_dir) is not None
 
 
 def render_scenes(exp: TFNExperiment, image_size: int, cache_dir: str, log: Callable = print) -> str:
@@ -105,9 +99,9 @@ def train(exp: TFNExperiment, cfg, data_dir: str, model_dir: str, strategy=None,
     """Runs the four stages with the shared trainer; returns (model, history, seconds)."""
     import tensorflow as tf
 
-    from keras_facemt.io import write_json_atomic
+    from keras_facemt.models.model_info import write_run_config
+    from keras_facemt.models.registry import get_system
     from keras_facemt.models.tfn import model as tfn_model
-    from keras_facemt.serving.model_source import RUN_CONFIG
     from keras_facemt.training.trainer import Trainer, TrainerConfig
 
     kwargs = {"momentum": exp.momentum, "weight_decay": exp.weight_decay} if exp.optimizer == "sgd" else {}
@@ -119,10 +113,8 @@ def train(exp: TFNExperiment, cfg, data_dir: str, model_dir: str, strategy=None,
                       checkpoint_every_loops=20),
         strategy=strategy if strategy is not None else tf.distribute.get_strategy(),
     )
-    write_json_atomic(os.path.join(model_dir, RUN_CONFIG), {
-        "system": "tfn", "preset": exp.preset, "config": dataclasses.asdict(cfg), "domains": {},
-        "datasets": [os.path.basename(os.path.normpath(data_dir))], "experiment": exp.name,
-    })
+    if trainer.is_chief:
+        write_run_config(model_dir, get_system("tfn").model_info(cfg, exp.preset), exp.name, {"train": data_dir})
     t = time.time()
     history = trainer.train()
     seconds = time.time() - t
@@ -136,37 +128,60 @@ def _final_losses(history) -> Dict[str, Dict[str, float]]:
             for i, p in enumerate(history.get("phases") or [])}
 
 
-def run_experiment(exp: TFNExperiment, model_dir: str, cache_dir: Optional[str] = None, strategy=None,
-                   resume: bool = False, deterministic: bool = False, train_data: Optional[str] = None,
-                   log: Callable[[str], None] = print) -> Dict[str, object]:
-    """Runs ``exp`` end to end into ``model_dir``; returns the results dict.
+DEFAULT_EXPERIMENT = "tfn"
+DATA_TASKS = ("train",)
 
-    Args:
-        cache_dir: where rendered scenes are kept between runs (default ``<model_dir>/data``).
-        resume: continue from the checkpoint in ``model_dir``; without it an existing
-            checkpoint is refused.
-        train_data: a converted scenes dataset (boxes, ibug68 landmarks, age_class,
-            gender, ethnicity) to train on instead of the synthetic training split.
+
+def add_arguments(parser) -> None:
+    """TFN's own flags for ``facemt train tfn``."""
+    parser.add_argument("--steps", default=None, help="S1,S2,S3,S4 updates of the four stages, e.g. 1500,300,200,200")
+    parser.add_argument("--partial-labels", action="store_true", help="JFA-like partial landmark / attribute labels")
+
+
+def parse_steps(text: str) -> dict:
+    """``"S1,S2,S3,S4"`` -> experiment overrides.
 
     Raises:
-        ConfigError: a checkpoint in ``model_dir`` without ``resume``.
+        ConfigError: for anything but four integers.
     """
-    from keras_facemt.io import write_json_atomic, write_text_atomic
-    from keras_facemt.machine import machine_info
+    try:
+        steps = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        steps = ()
+    if len(steps) != 4:
+        raise ConfigError(f"--steps must be S1,S2,S3,S4. Received: --steps={text!r}")
+    return {"stage_steps": steps}
+
+
+def configure(exp: TFNExperiment, args) -> TFNExperiment:
+    """``exp`` with the command line's ``--preset``, ``--seed``, ``--steps`` and ``--partial-labels``."""
+    overrides = {k: getattr(args, k) for k in ("preset", "seed") if getattr(args, k, None) is not None}
+    if getattr(args, "steps", None):
+        overrides.update(parse_steps(args.steps))
+    if getattr(args, "partial_labels", False):
+        overrides["partial_labels"] = True
+    exp = dataclasses.replace(exp, **overrides) if overrides else exp
+    model_config(exp)  # validates the preset now, not after rendering
+    return exp
+
+
+def run(exp: TFNExperiment, ctx) -> Dict[str, object]:
+    """Runs ``exp`` into ``ctx.model_dir`` (``training.runner.RunContext``); returns TFN's results.
+
+    ``ctx.data["train"]``, when given, is a converted scenes dataset (boxes, ibug68
+    landmarks, age_class, gender, ethnicity) trained on instead of the synthetic
+    training split; evaluation stays on the synthetic held-out scenes.
+    """
     from keras_facemt.models.registry import get_system
     from keras_facemt.serving.keras_format import save_model
 
-    if not resume and _has_checkpoint(model_dir):
-        raise ConfigError(f"{model_dir} already holds a checkpoint. Pass --resume to continue that run, or choose "
-                          f"another --model-dir. Received: model_dir={model_dir!r}")
-    os.makedirs(model_dir, exist_ok=True)
     t0 = time.time()
     timings: Dict[str, float] = {}
     cfg = model_config(exp)
-    scenes = render_scenes(exp, cfg.image_size, cache_dir or os.path.join(model_dir, "data"), log)
-    train_dir = train_data or scenes
+    scenes = render_scenes(exp, cfg.image_size, ctx.cache_dir or ctx.path("data"), ctx.log)
+    train_dir = ctx.data.get("train") or scenes
     timings["data"] = time.time() - t0
-    model, history, seconds = train(exp, cfg, train_dir, model_dir, strategy, deterministic, log)
+    model, history, seconds = train(exp, cfg, train_dir, ctx.model_dir, ctx.strategy, ctx.deterministic, ctx.log)
     timings["train"] = seconds
     t = time.time()
     system = get_system("tfn")
@@ -175,25 +190,17 @@ def run_experiment(exp: TFNExperiment, model_dir: str, cache_dir: Optional[str] 
     res = task.evaluate(served, task.collect_labels(exp, scenes, "test", cfg.image_size),
                         task.collect_labels(exp, train_dir, "train", cfg.image_size), cfg.max_detections)
     timings["evaluate"] = time.time() - t
-    timings["total"] = time.time() - t0
     results = {
-        "system": "tfn", "experiment": dataclasses.asdict(exp), "config": dataclasses.asdict(cfg),
-        "machine": machine_info(), "params": int(model.count_params()),
+        "config": dataclasses.asdict(cfg), "params": int(model.count_params()),
         "train_images_per_second": exp.batch_size * sum(exp.stage_steps) / max(seconds, 1e-9),
         "final_losses": _final_losses(history), "nonfinite_steps": int(history.get("nonfinite_steps", 0)),
+        "data_issues": history.get("data_issues", {}),
         **res, "timings_seconds": timings,
     }
-    results["headline"] = task.headline(results)
-    save_model(model, os.path.join(model_dir, "model.keras"), info=system.model_info(cfg, exp.preset))
-    write_json_atomic(os.path.join(model_dir, "results.json"), results)
-    write_text_atomic(os.path.join(model_dir, "results.md"), task.results_markdown(results))
-    for h in results["headline"]:
-        log(f"{h['metric']}: {h['model']:.4f} (baseline {h['baseline_name']} {h['baseline']:.4f})")
+    results["headline"] = task.headline(results, exp)
+    path = save_model(model, ctx.path("model.keras"), info=system.model_info(cfg, exp.preset))
+    results["paths"] = {"model_keras": path, "scenes": scenes}
     return results
 
 
-def resolve_strategy(name: str):
-    """The ``tf.distribute`` strategy of a ``--strategy`` name (``training.strategy.get_strategy``)."""
-    from keras_facemt.training.strategy import get_strategy
-
-    return get_strategy(name)
+results_markdown = task.results_markdown

@@ -223,31 +223,31 @@ def _thin(values, n: int = 101) -> List[float]:
     return values[np.linspace(0, len(values) - 1, n).round().astype(int)].tolist()
 
 
-def headline(results: Dict, model_name: str = "tfn") -> List[Dict[str, object]]:
-    """One entry per headline metric, next to its trivial baseline."""
+def headline(results: Dict, exp=None) -> List[Dict[str, object]]:
+    """One entry per headline metric of the paper, next to its trivial baseline."""
+    from keras_facemt.metrics.headline import headline_entry
+
     m, b = results["metrics"], results["baselines"]
     split = f"{m['test_faces']} faces of held-out SynthFace scenes"
-
-    def entry(metric, value, base, name, higher=True, where=split):
-        return {"metric": metric, "split": where, "model": float(value), "baseline": float(base),
-                "baseline_name": name, "higher_is_better": higher}
-
     matched = "ground-truth faces matched by a detection (IoU >= 0.5)"
     return [
-        entry("detection_ap@0.5", m["ap"], b["fixed_prior_ap"], "fixed-prior grid of median-size boxes"),
-        entry("landmark_nme_inter_ocular", m["nme"], b["mean_shape_in_detections_nme"],
-              "training mean shape in the same detected boxes", False, matched),
-        entry("age_mae_years", m["age_mae"], b["training_mean_age_mae"], "training-mean age", False, matched),
-        entry("gender_accuracy", m["gender_accuracy"], b["gender_majority"], "training-majority gender", True,
-              matched),
-        entry("ethnicity_accuracy", m["ethnicity_accuracy"], b["ethnicity_majority"], "training-majority ethnicity",
-              True, matched),
+        headline_entry("detection_ap@0.5", split, m["ap"], [("fixed-prior grid of median-size boxes",
+                                                               b["fixed_prior_ap"])]),
+        headline_entry("landmark_nme_inter_ocular", matched, m["nme"],
+                       [("training mean shape in the same detected boxes", b["mean_shape_in_detections_nme"])],
+                       higher_is_better=False),
+        headline_entry("age_mae_years", matched, m["age_mae"], [("training-mean age", b["training_mean_age_mae"])],
+                       higher_is_better=False),
+        headline_entry("gender_accuracy", matched, m["gender_accuracy"],
+                       [("training-majority gender", b["gender_majority"])]),
+        headline_entry("ethnicity_accuracy", matched, m["ethnicity_accuracy"],
+                       [("training-majority ethnicity", b["ethnicity_majority"])]),
     ]
 
 
 def results_markdown(results: Dict) -> str:
     """``results.md``: headline table, Table IV / V layouts, timings."""
-    exp, m = results["experiment"], results["metrics"]
+    exp, m = results["experiment_config"], results["metrics"]
     lines = [f"# TFN results: {exp['name']}", "",
              f"Preset `{exp['preset']}`, {exp['train_scenes']} training / {exp['test_scenes']} test SynthFace scenes "
              f"(1-{exp['max_faces']} faces), four stages of {', '.join(str(s) for s in exp['stage_steps'])} updates "
