@@ -10,7 +10,7 @@ real examples from the input pipeline (never zeros):
   for that output on the same inputs).
 * TFLite float16: every output within ``1e-2 x`` its scale. This holds for iFAN
   because its landmark heat maps have an anti-aliased rim
-  (``models/ifan/reencoders.render_landmark_heatmaps``): with a hard "distance <=
+  (``ops/heatmaps.render_landmark_heatmaps``): with a hard "distance <=
   radius" threshold, float16 weight rounding moved a point by ~1e-4, flipped a
   boundary pixel, and the feedback moved a few logits by up to 1.6e-2 of their
   scale (float32 runtimes too, by 2e-3, on 768 examples of a trained model).
