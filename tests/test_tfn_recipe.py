@@ -37,9 +37,9 @@ def test_smoke_beats_every_trivial_baseline(smoke_run):
     assert {h["metric"] for h in results["headline"]} == METRICS
     for h in results["headline"]:
         assert set(h) == {"metric", "split", "model", "baseline", "baseline_name", "higher_is_better"}
-    assert results["system"] == "tfn" and results["experiment"] == "tfn_smoke"
         better = h["model"] > h["baseline"] if h["higher_is_better"] else h["model"] < h["baseline"]
         assert better, h
+    assert results["system"] == "tfn" and results["experiment"] == "tfn_smoke"
     m = results["metrics"]
     assert m["nme_scored_faces"] > 0 and m["age_faces"] > 0 and m["gender_faces"] > 0
     assert set(m["ced"]) == {"0.1", "0.2", "0.3"}
