@@ -57,6 +57,16 @@ class RunState:
                                          aggregation=only_first)
         main_weights = list(models["main"].weights)
         main_ids = {id(v) for v in main_weights}
+        # Random-number state (the seed generators of dropout and other random layers)
+        # is model state too but not a weight: without it a resumed run would draw
+        # other dropout masks than the uninterrupted run from the restored step on.
+        weight_ids = {id(v) for m in models.values() for v in m.weights}
+        seen, seed_states = set(), []
+        for m in models.values():
+            for v in m.variables:
+                if id(v) not in weight_ids and id(v) not in seen:
+                    seen.add(id(v))
+                    seed_states.append(v)
         self.checkpoint = tf.train.Checkpoint(
             global_step=self.step_var,
             nonfinite_steps=self.nonfinite_var,
@@ -67,6 +77,7 @@ class RunState:
                 [v for k, m in models.items() if k != "main" for v in m.weights if id(v) not in main_ids]),
             **{checkpointing.MODEL_KEY: models["main"],
                checkpointing.MODEL_VARIABLES_KEY: checkpointing.variable_bag(main_weights)},
+            random_states=checkpointing.variable_bag(seed_states),
         )
         self.history: Dict[str, object] = {"global_step": 0, "phases": [], "evals": [], "nonfinite_steps": 0}
         self._manager = None

@@ -61,9 +61,15 @@ class RunContext:
     deterministic: bool = False
     data: Mapping[str, str] = dataclasses.field(default_factory=dict)
     log: Callable[[str], None] = print
+    finishers: list = dataclasses.field(default_factory=list)
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.model_dir, *parts)
+
+    def at_end(self, fn: Callable[[], None]) -> None:
+        """Runs ``fn`` after the runner wrote the run's outputs (e.g. ``Trainer.finish``:
+        every worker of a cluster waits there until the chief has written everything)."""
+        self.finishers.append(fn)
 
 
 def checkpoint_dirs(model_dir: str):
@@ -159,13 +165,14 @@ def run_experiment(system, experiment, context: RunContext) -> Dict[str, object]
         "paths": paths,
         **results,
     }
-    if not is_chief(context.strategy):
-        return out
-    check_headline(out["headline"], system.name)
-    out = finite_json(out)
-    write_json_atomic(paths["results_json"], out)
-    write_text_atomic(paths["results_md"], job.results_markdown(out))
-    for h in out["headline"]:
-        context.log(f"{h['metric']} ({h['split']}): {h['model']:.4f}   strongest trivial baseline "
-                    f"{h['baseline_name']}: {h['baseline']:.4f}")
+    if is_chief(context.strategy):
+        check_headline(out["headline"], system.name)
+        out = finite_json(out)
+        write_json_atomic(paths["results_json"], out)
+        write_text_atomic(paths["results_md"], job.results_markdown(out))
+        for h in out["headline"]:
+            context.log(f"{h['metric']} ({h['split']}): {h['model']:.4f}   strongest trivial baseline "
+                        f"{h['baseline_name']}: {h['baseline']:.4f}")
+    for fn in context.finishers:
+        fn()
     return out

@@ -296,7 +296,7 @@ def run(exp: IFANExperiment, ctx) -> Dict[str, object]:
         # The chief evaluates and writes every output; this worker only takes part
         # in the final save, then waits for the chief so that they leave together.
         trainer.save_checkpoint()
-        trainer.finish()
+        ctx.at_end(trainer.finish)
         log(f"Worker {worker_index()} done; the chief writes the outputs.")
         return {"distribution": distribution, "paths": paths}
     # The trainer keeps evaluations in its history (restored on resume): one entry
@@ -337,7 +337,8 @@ def run(exp: IFANExperiment, ctx) -> Dict[str, object]:
     results["paths"] = paths
     reports.write_curves_png(paths["curves_png"], results)
     reports.write_predictions_png(paths["predictions_png"], examples, exp.tasks)
-    trainer.finish()
+    # Every worker leaves together, after the runner wrote results.json and results.md.
+    ctx.at_end(trainer.finish)
     return results
 
 
