@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 from keras_facemt.errors import ConfigError
 from keras_facemt.metrics.headline import check_headline
@@ -110,6 +110,35 @@ def check_data_dirs(data: Mapping[str, str], tasks) -> None:
         if not os.path.isdir(path):
             raise ConfigError(f"--data {task}: {path} is not a directory of converted shards. "
                               f"Received: --data {task}={path}")
+
+
+def common_overrides(args, preset_field: str = "preset") -> Dict[str, object]:
+    """The experiment fields set by the flags every system shares (``--preset``, ``--seed``), when given."""
+    out: Dict[str, object] = {}
+    if getattr(args, "preset", None) is not None:
+        out[preset_field] = args.preset
+    if getattr(args, "seed", None) is not None:
+        out["seed"] = args.seed
+    return out
+
+
+def step_counts(text: str, names: str, minimum: Tuple[int, ...] = ()) -> Tuple[int, ...]:
+    """``"1400,600"`` -> ``(1400, 600)`` for a ``--steps`` flag whose parts are ``names`` (``"STAGE1,STAGE2"``).
+
+    Raises:
+        ConfigError: a count that is not an integer, the wrong number of counts, or a
+            count below its ``minimum`` (default 0).
+    """
+    parts = names.split(",")
+    try:
+        counts = tuple(int(v) for v in str(text).split(","))
+    except ValueError:
+        counts = ()
+    floors = tuple(minimum) + (0,) * (len(parts) - len(minimum))
+    if len(counts) != len(parts) or any(c < f for c, f in zip(counts, floors)):
+        need = ", ".join(f"{n} >= {f}" for n, f in zip(parts, floors))
+        raise ConfigError(f"--steps must be {names} ({need}). Received: --steps={text!r}")
+    return counts
 
 
 def _strategy_name(strategy) -> str:

@@ -20,7 +20,6 @@ import dataclasses
 import time
 from typing import Dict
 
-from keras_facemt.errors import ConfigError
 from keras_facemt.models.allinone import task
 from keras_facemt.models.allinone.experiments import (  # noqa: F401 (EXPERIMENTS, get_experiment: job API)
     EXPERIMENTS, AllInOneExperiment, get_experiment)
@@ -49,18 +48,17 @@ def parse_steps(text: str) -> dict:
     Raises:
         ConfigError: for anything but two non-negative integers (the first >= 1).
     """
-    try:
-        s1, s2 = (int(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"--steps must be EUCLIDEAN,GAUSSIAN. Received: --steps={text!r}") from None
-    if s1 < 1 or s2 < 0:
-        raise ConfigError(f"--steps needs EUCLIDEAN >= 1 and GAUSSIAN >= 0. Received: --steps={text!r}")
+    from keras_facemt.training.runner import step_counts
+
+    s1, s2 = step_counts(text, "EUCLIDEAN,GAUSSIAN", minimum=(1,))
     return {"steps_euclidean": s1, "steps_gaussian": s2}
 
 
 def configure(exp: AllInOneExperiment, args) -> AllInOneExperiment:
     """``exp`` with the command line's ``--preset``, ``--seed`` and ``--steps``."""
-    overrides = {k: getattr(args, k) for k in ("preset", "seed") if getattr(args, k, None) is not None}
+    from keras_facemt.training.runner import common_overrides
+
+    overrides = common_overrides(args)
     if getattr(args, "steps", None):
         overrides.update(parse_steps(args.steps))
     exp = dataclasses.replace(exp, **overrides) if overrides else exp

@@ -187,10 +187,9 @@ def configure(exp: IFANExperiment, args) -> IFANExperiment:
         raise ConfigError(f"Task(s) {missing} have no data in experiment {exp.name!r} (it has data for "
                           f"{list(exp.tasks)}): pass --data TASK=DIR for each. Received: --tasks {','.join(tasks)}")
     exp = exp.with_tasks(tasks)
-    if getattr(args, "preset", None) is not None:
-        exp = dataclasses.replace(exp, model_preset=args.preset)
-    if getattr(args, "seed", None) is not None:
-        exp = dataclasses.replace(exp, seed=args.seed)
+    from keras_facemt.training.runner import common_overrides
+
+    exp = dataclasses.replace(exp, **common_overrides(args, preset_field="model_preset"))
     if getattr(args, "epochs", None) is not None:
         try:
             parts = [float(x) for x in str(args.epochs).split(",")]

@@ -22,7 +22,6 @@ from typing import Callable, Dict
 
 import numpy as np
 
-from keras_facemt.errors import ConfigError
 from keras_facemt.models.mtfr import task
 from keras_facemt.models.mtfr.experiments import EXPERIMENTS, MTFRExperiment, get_experiment  # noqa: F401
 
@@ -112,18 +111,17 @@ def parse_steps(text: str) -> dict:
     Raises:
         ConfigError: for anything but two non-negative integers.
     """
-    try:
-        s1, s2 = (int(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"--steps must be STAGE1,STAGE2. Received: --steps={text!r}") from None
-    if min(s1, s2) < 0:
-        raise ConfigError(f"--steps must be non-negative. Received: --steps={text!r}")
+    from keras_facemt.training.runner import step_counts
+
+    s1, s2 = step_counts(text, "STAGE1,STAGE2")
     return {"stage1_steps": s1, "stage2_steps": s2}
 
 
 def configure(exp: MTFRExperiment, args) -> MTFRExperiment:
     """``exp`` with the command line's ``--preset``, ``--seed`` and ``--steps``."""
-    overrides = {k: getattr(args, k) for k in ("preset", "seed") if getattr(args, k, None) is not None}
+    from keras_facemt.training.runner import common_overrides
+
+    overrides = common_overrides(args)
     if getattr(args, "steps", None):
         overrides.update(parse_steps(args.steps))
     exp = dataclasses.replace(exp, **overrides) if overrides else exp

@@ -24,7 +24,6 @@ import os
 import time
 from typing import Callable, Dict
 
-from keras_facemt.errors import ConfigError
 from keras_facemt.models.tfn import task
 from keras_facemt.models.tfn.experiments import EXPERIMENTS, TFNExperiment, get_experiment  # noqa: F401
 
@@ -144,18 +143,16 @@ def parse_steps(text: str) -> dict:
     Raises:
         ConfigError: for anything but four integers.
     """
-    try:
-        steps = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        steps = ()
-    if len(steps) != 4:
-        raise ConfigError(f"--steps must be S1,S2,S3,S4. Received: --steps={text!r}")
-    return {"stage_steps": steps}
+    from keras_facemt.training.runner import step_counts
+
+    return {"stage_steps": step_counts(text, "S1,S2,S3,S4")}
 
 
 def configure(exp: TFNExperiment, args) -> TFNExperiment:
     """``exp`` with the command line's ``--preset``, ``--seed``, ``--steps`` and ``--partial-labels``."""
-    overrides = {k: getattr(args, k) for k in ("preset", "seed") if getattr(args, k, None) is not None}
+    from keras_facemt.training.runner import common_overrides
+
+    overrides = common_overrides(args)
     if getattr(args, "steps", None):
         overrides.update(parse_steps(args.steps))
     if getattr(args, "partial_labels", False):

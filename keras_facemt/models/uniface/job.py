@@ -201,7 +201,11 @@ def add_arguments(parser) -> None:
 
 def configure(exp: UnifaceExperiment, args) -> UnifaceExperiment:
     """``exp`` with the command line's ``--preset``, ``--seed``, ``--variants`` and ``--steps``."""
-    overrides = {k: getattr(args, k) for k in ("preset", "seed", "steps") if getattr(args, k, None) is not None}
+    from keras_facemt.training.runner import common_overrides
+
+    overrides = common_overrides(args)
+    if getattr(args, "steps", None) is not None:
+        overrides["steps"] = args.steps
     if getattr(args, "variants", None):
         overrides["variants"] = tuple(v.strip().upper() for v in args.variants.split(",") if v.strip())
     exp = dataclasses.replace(exp, **overrides) if overrides else exp
