@@ -16,7 +16,7 @@ EXPORT = [
     "onnxruntime==1.32.0",
     "ai-edge-litert==2.3.0",
 ]
-TEST = ["pytest==9.0.3", "pytest-timeout==2.4.0"] + EXPORT
+TEST = ["pytest==9.0.3", "pytest-timeout==2.4.0", "pytest-xdist==3.8.0"] + EXPORT
 # GPU hosts: install with --no-deps for tensorflow-cpu, or use a fresh venv and
 # `pip install -e .[gpu]` after `pip uninstall tensorflow-cpu` (never both).
 GPU = ["tensorflow[and-cuda]==2.21.0"]

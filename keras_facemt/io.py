@@ -104,3 +104,27 @@ def swap_directory(finished: str, destination: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(finished, destination)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str) -> Iterator[None]:
+    """Holds an exclusive advisory lock on the file ``path`` (created if absent).
+
+    Processes that would produce the same output (two runs rendering one cached
+    dataset) take the lock around the work, so the second waits and then finds the
+    first one's result instead of repeating it. The lock is released when the block
+    ends or the process dies; where ``fcntl`` is missing (Windows) the block runs
+    unlocked, which the atomic writes keep correct, only slower.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,4 +1,5 @@
-"""Test-session set-up: quiet TF, two logical CPU devices for MirroredStrategy tests."""
+"""Test-session set-up: quiet TF, two logical CPU devices for MirroredStrategy tests, and
+the split of the suite over ``pytest -n 2`` workers (see ``pytest_collection_modifyitems``)."""
 
 import os
 
@@ -21,12 +22,77 @@ import pytest  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Seconds each test file (with the session fixtures it triggers) took on the idle
+# 2-core machine. They only order the work handed to the ``-n 2`` workers, longest
+# first, so that no long file starts last: a stale figure costs minutes, never a result.
+# Files not listed weigh DEFAULT_SECONDS.
+FILE_SECONDS = {
+    "test_mtfr_recipe.py": 190, "test_export_ifan.py": 165, "test_uniface_recipe.py": 140,
+    "test_tfn_recipe.py": 140, "test_export_formats.py": 70, "test_pipeline_runtimes.py": 66,
+    "test_installed_package.py": 66, "test_multihost_recipe.py": 62, "test_distributed.py": 55,
+    "test_allinone_recipe.py": 50, "test_trainer_resume.py": 50, "test_tfn_export.py": 40,
+    "test_uniface_export.py": 35, "test_export_int8_refusal.py": 30, "test_bench_tflite_size.py": 25,
+    "test_trainer.py": 20, "test_system_contract.py": 17, "test_uniface_losses.py": 15,
+    "test_allinone_model.py": 15, "test_fuzz_pipeline.py": 15, "test_pipeline.py": 15,
+    "test_bench_floors.py": 12, "test_strategy_selection.py": 10, "test_ifan_resume.py": 77,
+}
+DEFAULT_SECONDS = 3
+# Session fixtures that train a model: every file that uses one runs on one worker, so
+# the model is trained once per suite.
+SHARED_RUNS = {"ifan_smoke_run": 172, "ifan_short_deterministic_run": 65}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
+def pytest_collection_modifyitems(config, items):
+    """Groups the tests for ``pytest -n 2 --dist loadgroup`` and orders the groups.
+
+    A group is one test file (module-scoped fixtures are built once), merged with every
+    other file that shares a trained session fixture (``SHARED_RUNS``). Groups are
+    ordered by ``FILE_SECONDS``, longest first, and handed out in that order
+    (``--no-loadscope-reorder``), the classic longest-processing-time split over two
+    workers. Without ``-n`` the groups change nothing but the order.
+    """
+    files = {}
+    for item in items:
+        files.setdefault(item.path.name, []).append(item)
+    parent = {name: name for name in files}
+
+    def root(name):
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    for fixture in SHARED_RUNS:
+        users = sorted(name for name, its in files.items() if any(fixture in i.fixturenames for i in its))
+        for name in users[1:]:
+            parent[root(name)] = root(users[0])
+    groups = {}
+    for name in files:
+        groups.setdefault(root(name), []).append(name)
+    weight = {}
+    for group, names in groups.items():
+        fixtures = {f for n in names for i in files[n] for f in SHARED_RUNS if f in i.fixturenames}
+        weight[group] = sum(FILE_SECONDS.get(n, DEFAULT_SECONDS) for n in names) + sum(SHARED_RUNS[f] for f in fixtures)
+    order = sorted(groups, key=lambda g: (-weight[g], g))
+    items[:] = [i for g in order for n in sorted(groups[g]) for i in files[n]]
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(root(item.path.name)))
+
+
 @pytest.fixture(scope="session")
 def synth_cache_dir(tmp_path_factory):
     """One SynthFace cache for the whole session (``FACEMT_CACHE_DIR`` when set, so that
     later sessions reuse it too). Rendered data is keyed by its generation settings, so
-    tests that ask for the same data share one rendering."""
-    return os.environ.get("FACEMT_CACHE_DIR") or str(tmp_path_factory.mktemp("synth_cache"))
+    tests that ask for the same data share one rendering; under ``pytest -n`` the
+    workers share the one cache (its renders are locked per dataset)."""
+    if os.environ.get("FACEMT_CACHE_DIR"):
+        return os.environ["FACEMT_CACHE_DIR"]
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the workers' basetemps are siblings under one session directory
+    path = base / "synth_cache"
+    path.mkdir(exist_ok=True)
+    return str(path)
 
 
 def load_recipe(name: str):
@@ -74,3 +140,25 @@ def ifan_short_deterministic_run(tmp_path_factory, synth_cache_dir):
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """With ``FACEMT_TEST_CPU_LOG=PATH``, appends each test's CPU seconds (this process and
+    the child processes it waited for) and wall seconds to PATH: what ``FILE_SECONDS``
+    is measured with, independent of what else the machine runs."""
+    path = os.environ.get("FACEMT_TEST_CPU_LOG")
+    if not path:
+        yield
+        return
+    import resource
+    import time
+
+    def cpu():
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    c0, t0 = cpu(), time.time()
+    yield
+    with open(path, "a") as f:
+        f.write(f"{item.nodeid}\t{cpu() - c0:.2f}\t{time.time() - t0:.2f}\n")

@@ -8,8 +8,9 @@ is, in order: the ``cache_dir`` argument, ``$FACEMT_CACHE_DIR``, or
 
 A dataset is rendered into a temporary directory next to its final place and moved
 there with ``os.replace``, so a killed run never leaves a half-written dataset that
-a later run would take for complete; two processes racing for the same dataset
-both succeed and one copy is kept.
+a later run would take for complete. Rendering holds a lock per dataset key, so a
+second process asking for the same dataset waits for the first and reuses its copy
+(parallel test workers, two runs started together).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import tempfile
 from typing import Callable, Optional, Tuple
 
 from keras_facemt.data.shards import read_manifest
-from keras_facemt.io import write_json_atomic
+from keras_facemt.io import exclusive_lock, write_json_atomic
 from keras_facemt.errors import DataError
 
 CACHE_ENV = "FACEMT_CACHE_DIR"
@@ -93,24 +94,23 @@ def cached_synthetic(
     if _complete(final):
         return final
     os.makedirs(parent, exist_ok=True)
-    if log:
-        log(f"Rendering SynthFace {name!r} ({total} {kind} in domain {domain!r}, labels {list(tasks)}) into {final}")
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=parent)
-    try:
-        out = os.path.join(tmp, name)
-        write_synthetic(out, kind=kind, tasks=tuple(tasks), domain=domain, count=total, shards=shards, seed=seed,
-                        image_size=image_size, dataset_name=dataset_name,
-                        splits=tuple((s, n / total) for s, n in splits))
-        write_json_atomic(os.path.join(parent, "spec.json"), spec)
-        if os.path.isdir(final) and not _complete(final):
-            # Left by an older, interrupted layout: nothing in it is trusted.
-            shutil.rmtree(final)
+    with exclusive_lock(os.path.join(parent, f".{name}.lock")):
+        if _complete(final):  # rendered by another process while this one waited
+            return final
+        if log:
+            log(f"Rendering SynthFace {name!r} ({total} {kind} in domain {domain!r}, labels {list(tasks)}) into "
+                f"{final}")
+        tmp = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=parent)
         try:
+            out = os.path.join(tmp, name)
+            write_synthetic(out, kind=kind, tasks=tuple(tasks), domain=domain, count=total, shards=shards, seed=seed,
+                            image_size=image_size, dataset_name=dataset_name,
+                            splits=tuple((s, n / total) for s, n in splits))
+            write_json_atomic(os.path.join(parent, "spec.json"), spec)
+            if os.path.isdir(final):
+                # Left by an older, interrupted layout: nothing in it is trusted.
+                shutil.rmtree(final)
             os.replace(out, final)
-        except OSError:
-            # Another process finished the same dataset first; keep its copy.
-            if not _complete(final):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return final
