@@ -83,3 +83,13 @@ def test_first_image_gallery_gives_closed_set_rank1():
     assert r["rank1"] == pytest.approx(0.5)  # probe 2 finds 5 first, probe 3 finds 5 before 3
     with pytest.raises(ConfigError, match="two faces"):
         first_image_gallery([1, 2, 3])
+
+
+def test_epsilon_error_is_lap2015s_gaussian_error():
+    from keras_facemt.metrics.regression_error import epsilon_error
+
+    # errors 0 and 3 with sigma 3: 1 - exp(0) = 0 and 1 - exp(-1/2)
+    assert epsilon_error([20.0, 33.0], [20.0, 30.0], 3.0) == pytest.approx((1 - math.exp(-0.5)) / 2)
+    assert epsilon_error([10.0], [12.0], [2.0]) == pytest.approx(1 - math.exp(-0.5))
+    with pytest.raises(ConfigError, match="sigma"):
+        epsilon_error([1.0], [1.0], 0.0)

@@ -67,28 +67,64 @@ def configure(exp: AllInOneExperiment, args) -> AllInOneExperiment:
 
 
 def phases(exp: AllInOneExperiment) -> list:
-    """Every stream mixed in each update; Eq. 6 Euclidean (lambda 0), then Gaussian (lambda 1).
+    """Every trained stream mixed in each update; Eq. 6 Euclidean (lambda 0), then Gaussian (lambda 1).
 
     Adam's rate decays by a cosine within each phase: from ``learning_rate`` to the
     point a single cosine over the whole run would reach at the switch, then on to
-    2% of ``learning_rate``.
+    2% of ``learning_rate``. ``age_loss`` "euclidean" / "gaussian" keeps one age
+    loss in both phases (the ablation of Eq. 6's switch).
     """
     import numpy as np
 
-    from keras_facemt.models.allinone import losses as L
-    from keras_facemt.models.allinone.data import STREAMS
     from keras_facemt.training.schedule import LearningRate, Phase
 
     total = exp.steps_euclidean + exp.steps_gaussian
     lr0, lr_end = exp.learning_rate, exp.learning_rate * 0.02
     cut = lr_end + 0.5 * (lr0 - lr_end) * (1 + np.cos(np.pi * exp.steps_euclidean / max(total, 1)))
-    out = [Phase("euclidean_age", exp.steps_euclidean, STREAMS, mode="mix", loss_terms=L.phase_terms(False),
+    names = task.active_streams(exp)
+    gaussian = {"switch": (False, True), "euclidean": (False, False), "gaussian": (True, True)}[exp.age_loss]
+    out = [Phase("euclidean_age" if not gaussian[0] else "gaussian_age", exp.steps_euclidean, names, mode="mix",
+                 loss_terms=task.active_terms(exp, gaussian[0]),
                  learning_rate=LearningRate(lr0, max(float(cut), lr_end * 1.0001), decay="cosine",
                                             warmup_steps=min(50, exp.steps_euclidean // 10)))]
     if exp.steps_gaussian:
-        out.append(Phase("gaussian_age", exp.steps_gaussian, STREAMS, mode="mix", loss_terms=L.phase_terms(True),
+        out.append(Phase("gaussian_age" if gaussian[1] else "euclidean_age_2", exp.steps_gaussian, names, mode="mix",
+                         loss_terms=task.active_terms(exp, gaussian[1]),
                          learning_rate=LearningRate(max(float(cut), lr_end * 1.0001), lr_end, decay="cosine")))
     return out
+
+
+def initialise_from(model, path: str, log=print) -> int:
+    """Copies into ``model`` the weights of every layer of ``path``'s model with the same name and shapes.
+
+    Returns:
+        the number of layers copied.
+
+    Raises:
+        ConfigError: ``path`` missing, or no layer in common.
+    """
+    import os
+
+    import keras
+
+    from keras_facemt.errors import ConfigError
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"init_from must name a saved .keras model. Received: init_from={path!r}")
+    source = {layer.name: layer for layer in keras.saving.load_model(path, compile=False, safe_mode=True).layers}
+    copied = 0
+    for layer in model.layers:
+        src = source.get(layer.name)
+        if src is None or not layer.weights:
+            continue
+        weights = src.get_weights()
+        if [w.shape for w in weights] == [tuple(v.shape) for v in layer.weights]:
+            layer.set_weights(weights)
+            copied += 1
+    if not copied:
+        raise ConfigError(f"init_from shares no layer with this model (another preset?). Received: init_from={path!r}")
+    log(f"initialised {copied} layers from {path}")
+    return copied
 
 
 def train(exp: AllInOneExperiment, cfg, data: Dict, ctx):
@@ -102,8 +138,14 @@ def train(exp: AllInOneExperiment, cfg, data: Dict, ctx):
     from keras_facemt.training.trainer import Trainer, TrainerConfig
 
     system = get_system("allinone")
+    def build():
+        model = system.build(cfg, exp.preset)
+        if exp.init_from:
+            initialise_from(model, exp.init_from, ctx.log)
+        return model
+
     trainer = Trainer(
-        lambda: system.build(cfg, exp.preset),
+        build,
         tuple(LossTerm(*spec) for spec in loss_terms(dict(exp.loss_weights), cfg.pose_scale)),
         task.streams(exp, data["train"]), phases(exp),
         TrainerConfig(model_dir=ctx.model_dir, steps_per_loop=25, optimizer="adam", clipnorm=10.0, seed=exp.seed,
