@@ -23,6 +23,8 @@ Experiments:
 * ``allinone``: the default of ``recipes/train_allinone.py``, ``small`` preset,
   sized for about 15 minutes on 2 CPU cores including rendering.
 * ``allinone_smoke``: the integration test, ``tiny`` preset, under 2 minutes.
+* ``allinone_micro``: seconds; exercises tooling (``recipes/ablate_allinone.py``'s
+  test), its figures mean nothing.
 * ``allinone_paper``: the paper's sizes (227x227, ``paper`` preset, 10,548
   identities, 20k Euclidean-age iterations), for an accelerator.
 """
@@ -196,7 +198,19 @@ def _allinone_paper() -> AllInOneExperiment:
     )
 
 
-EXPERIMENTS = {"allinone": _allinone, "allinone_smoke": _allinone_smoke, "allinone_paper": _allinone_paper}
+def _allinone_micro() -> AllInOneExperiment:
+    # Seconds, not minutes: for tests of tooling around a run (the ablation recipe), never for figures.
+    return AllInOneExperiment(
+        "allinone_micro", preset="tiny", scene_size=64, render_size=48, max_faces=2, train_scenes=24, test_scenes=6,
+        jittered_per_face=3, random_per_scene=3, attribute_identities=12, faces_per_identity=2, train_identities=8,
+        images_per_identity=3, test_identities=20, test_images_per_identity=2, verification_pairs=20,
+        eval_proposals=1, scene_eval_scenes=2, steps_euclidean=20, steps_gaussian=10,
+        batch_sizes=(("aflw", 8), ("celeba", 4), ("imdb_wiki", 4), ("morph", 4), ("casia", 4)),
+    )
+
+
+EXPERIMENTS = {"allinone": _allinone, "allinone_smoke": _allinone_smoke, "allinone_paper": _allinone_paper,
+               "allinone_micro": _allinone_micro}
 
 
 def get_experiment(name: str, **overrides) -> AllInOneExperiment:

@@ -83,12 +83,15 @@ def phases(exp: AllInOneExperiment) -> list:
     cut = lr_end + 0.5 * (lr0 - lr_end) * (1 + np.cos(np.pi * exp.steps_euclidean / max(total, 1)))
     names = task.active_streams(exp)
     gaussian = {"switch": (False, True), "euclidean": (False, False), "gaussian": (True, True)}[exp.age_loss]
-    out = [Phase("euclidean_age" if not gaussian[0] else "gaussian_age", exp.steps_euclidean, names, mode="mix",
+    label = ["gaussian_age" if g else "euclidean_age" for g in gaussian]
+    if label[0] == label[1]:
+        label[1] += "_continued"
+    out = [Phase(label[0], exp.steps_euclidean, names, mode="mix",
                  loss_terms=task.active_terms(exp, gaussian[0]),
                  learning_rate=LearningRate(lr0, max(float(cut), lr_end * 1.0001), decay="cosine",
                                             warmup_steps=min(50, exp.steps_euclidean // 10)))]
     if exp.steps_gaussian:
-        out.append(Phase("gaussian_age" if gaussian[1] else "euclidean_age_2", exp.steps_gaussian, names, mode="mix",
+        out.append(Phase(label[1], exp.steps_gaussian, names, mode="mix",
                          loss_terms=task.active_terms(exp, gaussian[1]),
                          learning_rate=LearningRate(max(float(cut), lr_end * 1.0001), lr_end, decay="cosine")))
     return out
