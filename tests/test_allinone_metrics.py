@@ -93,3 +93,33 @@ def test_epsilon_error_is_lap2015s_gaussian_error():
     assert epsilon_error([10.0], [12.0], [2.0]) == pytest.approx(1 - math.exp(-0.5))
     with pytest.raises(ConfigError, match="sigma"):
         epsilon_error([1.0], [1.0], 0.0)
+
+
+def test_evaluate_scores_pose_by_the_afw_rule_and_landmarks_in_yaw_bins():
+    """``facemt evaluate``'s declared-output metrics on a dataset with points and pose (AFLW-like)."""
+    from keras_facemt.configs.outputs import OutputSpec
+    from keras_facemt.data import batch as B
+    from keras_facemt.evaluation.declared_metrics import evaluate_declared_outputs
+    from keras_facemt.configs.outputs import ServingSpec
+
+    truth = np.zeros((3, 5, 2))
+    truth[:, 0], truth[:, 1] = (0.3, 0.4), (0.7, 0.4)  # mtfl5 eyes 0.4 apart
+    truth[:, 2:] = (0.5, 0.6)
+    pred = truth.copy()
+    pred[0, :, 0] += 0.04  # every point 0.04 off: NME 0.1
+    pred[2, :, 0] += 0.08  # NME 0.2
+    pose_true = np.array([[10.0, 0, 0], [40.0, 0, 0], [-70.0, 0, 0]])
+    pose_pred = np.array([[22.0, 0, 0], [40.0, 0, 0], [-40.0, 0, 0]])  # rounded 15 / 45 / -45: errors 5, 5, 25
+    labels = {B.LANDMARKS: truth, B.HAS_LANDMARKS: np.ones(3), B.POSE: pose_true, B.HAS_POSE: np.ones(3)}
+    spec = ServingSpec({"landmarks": OutputSpec("landmarks", task="landmarks", scheme="mtfl5"),
+                        "pose": OutputSpec("pose", task="pose")})
+    r = evaluate_declared_outputs(spec, {"landmarks": pred, "pose": pose_pred}, labels)
+    lm, pose = r["landmarks"], r["pose"]
+    assert lm["nme_yaw_0-30"] == pytest.approx(0.1) and lm["nme_yaw_30-60"] == pytest.approx(0.0)
+    assert lm["nme_yaw_60-90"] == pytest.approx(0.2) and lm["faces_yaw_60-90"] == 1
+    assert lm["nme_yaw_bin_mean"] == pytest.approx(0.1) and lm["nme_yaw_bin_std"] == pytest.approx(math.sqrt(2 / 300))
+    assert pose["yaw_within_15_afw_rule"] == pytest.approx(2 / 3)
+    assert pose["yaw_rounded_mae"] == pytest.approx(35 / 3) and pose["yaw_mae"] == pytest.approx(14.0)
+    del labels[B.POSE]
+    assert "nme_yaw_bin_mean" not in evaluate_declared_outputs(spec, {"landmarks": pred, "pose": pose_pred},
+                                                                labels)["landmarks"]

@@ -62,11 +62,26 @@ def _empty_proposals():
     return out, faces
 
 
-def _add_proposals(out, faces, rgb, lab, index, image_size, input_size, rng, jittered_per_face, random_per_scene):
-    """Appends the IoU-labelled proposals of one rendered image (and its faces) to ``out`` / ``faces``."""
-    boxes = np.asarray(lab["bbox"]).reshape(-1, 4) * image_size
+def _synth_faces(lab: Dict, image_size: int) -> Dict[str, np.ndarray]:
+    """Per-face labels (pixels) of a SynthFace render, in ``_add_proposals``'s form."""
     pts, vis = _faces_aflw21(lab, image_size)
-    pose = np.asarray(lab["pose"], np.float32).reshape(-1, 3)
+    return {"box": np.asarray(lab["bbox"]).reshape(-1, 4) * image_size, "points": pts, "visible": vis,
+            "pose": np.asarray(lab["pose"], np.float32).reshape(-1, 3), "gender": np.reshape(lab["gender"], -1),
+            "smile": np.reshape(lab["smile"], -1), "age": np.reshape(lab["age"], -1)}
+
+
+def _add_proposals(out, faces, rgb, labels, index, image_size, input_size, rng, jittered_per_face, random_per_scene):
+    """Appends the IoU-labelled proposals of one square image (and its faces) to ``out`` / ``faces``.
+
+    Args:
+        labels: per face ``box`` ``[F, 4]`` and ``points`` ``[F, 21, 2]`` (pixels),
+            ``visible`` ``[F, 21]``, ``pose`` ``[F, 3]``, ``gender`` / ``smile`` /
+            ``age`` ``[F]`` (-1: unknown), optional ``has_points`` / ``has_pose``
+            ``[F]`` (default: all present).
+    """
+    boxes, pts, vis, pose = labels["box"], labels["points"], labels["visible"], labels["pose"]
+    has_pts = np.asarray(labels.get("has_points", np.ones(len(boxes))), np.float32)
+    has_pose = np.asarray(labels.get("has_pose", np.ones(len(boxes))), np.float32)
     first = len(faces["face_box"])
     for f in range(len(boxes)):
         faces["face_box"].append(boxes[f])
@@ -74,9 +89,9 @@ def _add_proposals(out, faces, rgb, lab, index, image_size, input_size, rng, jit
         faces["face_visible"].append(vis[f])
         faces["face_pose"].append(pose[f])
         faces["face_scene"].append(index)
-        faces["face_gender"].append(int(np.reshape(lab["gender"], -1)[f]))
-        faces["face_smile"].append(int(np.reshape(lab["smile"], -1)[f]))
-        faces["face_age"].append(float(np.reshape(lab["age"], -1)[f]))
+        faces["face_gender"].append(int(labels["gender"][f]))
+        faces["face_smile"].append(int(labels["smile"][f]))
+        faces["face_age"].append(float(labels["age"][f]))
     props = np.stack([P.rounded(b) for b in P.sample_proposals(boxes, image_size, rng, jittered_per_face,
                                                                random_per_scene)])
     lab_p = P.label_proposals(props, boxes)
@@ -92,9 +107,9 @@ def _add_proposals(out, faces, rgb, lab, index, image_size, input_size, rng, jit
         out[HAS_DETECTION].append(lab_p["has_detection"][j])
         out[B.LANDMARKS].append(P.to_box_frame(pts[m], box) if reg else np.zeros((21, 2), np.float32))
         out[B.LANDMARKS_VISIBLE].append(vis[m] if reg else np.zeros(21, np.float32))
-        out[B.HAS_LANDMARKS].append(reg)
+        out[B.HAS_LANDMARKS].append(reg * has_pts[m])
         out[B.POSE].append(pose[m] if reg else np.zeros(3, np.float32))
-        out[B.HAS_POSE].append(reg)
+        out[B.HAS_POSE].append(reg * has_pose[m])
 
 
 def _proposal_arrays(out, faces) -> Dict[str, np.ndarray]:
@@ -130,7 +145,8 @@ def render_scene_proposals(seed: int, count: int, image_size: int, input_size: i
     scenes = []
     for i in range(count):
         rgb, lab = synth.render_scene(i, max_faces=max_faces)
-        _add_proposals(out, faces, rgb, lab, i, image_size, input_size, rng, jittered_per_face, random_per_scene)
+        _add_proposals(out, faces, rgb, _synth_faces(lab, image_size), i, image_size, input_size, rng,
+                       jittered_per_face, random_per_scene)
         if keep_scenes:
             scenes.append(rgb)
     arrays = _proposal_arrays(out, faces)
@@ -166,7 +182,8 @@ def render_yaw_faces(seed: int, per_bin: Sequence[int], bins: Sequence[Sequence[
             pose = (yaw, float(np.clip(rng.normal(0.0, 10.0), -35.0, 35.0)),
                     float(np.clip(rng.normal(0.0, 8.0), -30.0, 30.0)))
             rgb, lab = synth.render_crop(index, pose=pose)
-            _add_proposals(out, faces, rgb, lab, index, image_size, input_size, rng, jittered_per_face, 0)
+            _add_proposals(out, faces, rgb, _synth_faces(lab, image_size), index, image_size, input_size, rng,
+                           jittered_per_face, 0)
             index += 1
     if not index:
         return {}
@@ -266,15 +283,18 @@ def stream_batches(name: str, arrays: Dict[str, np.ndarray]) -> Dict[str, np.nda
         return {"image": arrays["image"], **{k: arrays[k] for k in keys}}
     out = {"image": arrays["image"]}
     for task in STREAM_TASKS[name]:
+        # Converted streams say per face which labels exist; an absent label becomes a valid
+        # class id (0) under a zero presence flag, never a negative id the cross-entropy rejects.
+        has = np.asarray(arrays.get(f"has_{task}", one), np.float32)
+        if task == "age":
+            out[B.attr("age")] = np.where(has > 0, arrays["age"], 0.0).astype(np.float32)
+            out[B.has_attr("age")] = has
+            continue
+        value = np.where(has > 0, arrays[task], 0).astype(np.int32)
         if task == "identity":
-            out[B.IDENTITY] = arrays["identity"].astype(np.int32)
-            out[B.HAS_IDENTITY] = one
-        elif task == "age":
-            out[B.attr("age")] = arrays["age"].astype(np.float32)
-            out[B.has_attr("age")] = one
+            out[B.IDENTITY], out[B.HAS_IDENTITY] = value, has
         else:
-            out[B.attr(task)] = arrays[task].astype(np.int32)
-            out[B.has_attr(task)] = one
+            out[B.attr(task)], out[B.has_attr(task)] = value, has
     return out
 
 
@@ -317,8 +337,12 @@ def identity_schedule(num_identities: int, per_identity: int, seed: int) -> np.n
     return np.random.default_rng((seed, 7)).permutation(np.repeat(np.arange(num_identities), per_identity))
 
 
-def prepare(exp, input_size: int, data_dir: str, log: Callable = print) -> Dict[str, Dict[str, np.ndarray]]:
+def prepare(exp, input_size: int, data_dir: str, log: Callable = print,
+            real: Dict[str, Dict[str, np.ndarray]] = None) -> Dict[str, Dict[str, np.ndarray]]:
     """Renders (or reuses) every training stream and test set of ``exp``.
+
+    ``real`` holds the streams read from converted datasets (``real_data.py``); those
+    are not rendered.
 
     Returns:
         ``{"train": {stream: arrays}, "test_scenes": arrays, "test_faces": arrays,
@@ -339,19 +363,21 @@ def prepare(exp, input_size: int, data_dir: str, log: Callable = print) -> Dict[
                                  jitter, smile_every, aligned=exp.aligned_crops,
                                  point_noise=exp.point_noise if jitter else 0.0)
 
-    train = {
-        "aflw": _cached(os.path.join(root, "aflw.npz"), lambda: render_scene_proposals(
+    real = dict(real or {})
+    render = {
+        "aflw": lambda: _cached(os.path.join(root, "aflw.npz"), lambda: render_scene_proposals(
             s * 100 + 1, exp.train_scenes, exp.scene_size, input_size, exp.max_faces, exp.jittered_per_face,
             exp.random_per_scene)),
-        "celeba": _cached(os.path.join(root, "celeba.npz"), lambda: crops(
+        "celeba": lambda: _cached(os.path.join(root, "celeba.npz"), lambda: crops(
             s * 100 + 2, exp.attribute_identities, exp.faces_per_identity, exp.identity_seed + 1, smile_every=2)),
-        "imdb_wiki": _cached(os.path.join(root, "imdb_wiki.npz"), lambda: crops(
+        "imdb_wiki": lambda: _cached(os.path.join(root, "imdb_wiki.npz"), lambda: crops(
             s * 100 + 3, exp.attribute_identities, exp.faces_per_identity, exp.identity_seed + 2)),
-        "morph": _cached(os.path.join(root, "morph.npz"), lambda: crops(
+        "morph": lambda: _cached(os.path.join(root, "morph.npz"), lambda: crops(
             s * 100 + 4, exp.attribute_identities, exp.faces_per_identity, exp.identity_seed + 3)),
-        "casia": _cached(os.path.join(root, "casia.npz"), lambda: crops(
+        "casia": lambda: _cached(os.path.join(root, "casia.npz"), lambda: crops(
             s * 100 + 5, exp.train_identities, exp.images_per_identity, exp.identity_seed)),
     }
+    train = {name: real[name] if name in real else render[name]() for name in STREAMS}
     test_scenes = _cached(os.path.join(root, "test_scenes.npz"), lambda: render_scene_proposals(
         s * 100 + 6, exp.test_scenes, exp.scene_size, input_size, exp.max_faces, exp.jittered_per_face,
         exp.random_per_scene, keep_scenes=True))

@@ -25,7 +25,8 @@ from keras_facemt.models.allinone.experiments import (  # noqa: F401 (EXPERIMENT
     EXPERIMENTS, AllInOneExperiment, get_experiment)
 
 DEFAULT_EXPERIMENT = "allinone"
-DATA_TASKS = ()  # SynthFace only: no converter yet writes IoU-labelled proposals
+# ``--data STREAM=DIR``: a converted dataset replaces that Table I stream (``real_data.py``).
+DATA_TASKS = ("aflw", "celeba", "imdb_wiki", "morph", "casia")
 
 
 def model_config(exp: AllInOneExperiment):
@@ -130,8 +131,34 @@ def initialise_from(model, path: str, log=print) -> int:
     return copied
 
 
-def train(exp: AllInOneExperiment, cfg, data: Dict, ctx):
-    """Both phases with the shared trainer; returns (model, history, seconds)."""
+def bn_domains(data_dirs: Dict[str, str]) -> Dict[str, Dict[str, int]]:
+    """Per-dataset BN domains: SynthFace is domain 0, each distinct converted directory the next id.
+
+    Returns:
+        ``{"streams": {stream: id}, "names": {name: id}}``: the id of each stream
+        given with ``--data`` (others are 0), and the names a user may give
+        ``--domain`` (``synthface``, the stream names and the datasets the
+        directories' manifests list).
+    """
+    from keras_facemt.data import shards
+
+    ids: Dict[str, int] = {}
+    for stream, path in sorted(data_dirs.items()):
+        ids.setdefault(path, len(ids) + 1)
+    names = {"synthface": 0}
+    for stream, path in sorted(data_dirs.items()):
+        names[stream] = ids[path]
+        for dataset in shards.read_manifest(path).get("datasets") or {}:
+            names.setdefault(str(dataset), ids[path])
+    return {"streams": {s: ids[p] for s, p in data_dirs.items()}, "names": names}
+
+
+def train(exp: AllInOneExperiment, cfg, data: Dict, ctx, domains: Dict[str, Dict[str, int]] = None):
+    """Both phases with the shared trainer; returns (model, history, seconds).
+
+    ``domains`` (``bn_domains``): the stream -> BN domain ids fed with each batch when
+    the model has per-dataset BN.
+    """
     import tensorflow as tf
 
     from keras_facemt.models.allinone.losses import loss_terms
@@ -141,8 +168,11 @@ def train(exp: AllInOneExperiment, cfg, data: Dict, ctx):
     from keras_facemt.training.trainer import Trainer, TrainerConfig
 
     system = get_system("allinone")
+    names = (domains or {}).get("names") if cfg.bn_domains > 1 else None
+    stream_domains = (domains or {}).get("streams", {}) if cfg.bn_domains > 1 else None
+
     def build():
-        model = system.build(cfg, exp.preset)
+        model = system.build(cfg, exp.preset, names)
         if exp.init_from:
             initialise_from(model, exp.init_from, ctx.log)
         return model
@@ -150,13 +180,14 @@ def train(exp: AllInOneExperiment, cfg, data: Dict, ctx):
     trainer = Trainer(
         build,
         tuple(LossTerm(*spec) for spec in loss_terms(dict(exp.loss_weights), cfg.pose_scale)),
-        task.streams(exp, data["train"]), phases(exp),
+        task.streams(exp, data["train"], stream_domains), phases(exp),
         TrainerConfig(model_dir=ctx.model_dir, steps_per_loop=25, optimizer="adam", clipnorm=10.0, seed=exp.seed,
                       deterministic=ctx.deterministic, summaries=False, progress=False, checkpoint_every_loops=20),
         strategy=ctx.strategy if ctx.strategy is not None else tf.distribute.get_strategy(),
     )
     if trainer.is_chief:
-        write_run_config(ctx.model_dir, system.model_info(cfg, exp.preset), exp.name, {"train": "synthface"})
+        sources = {name: dict(ctx.data).get(name, "synthface") for name in task.active_streams(exp)}
+        write_run_config(ctx.model_dir, system.model_info(cfg, exp.preset, names), exp.name, sources)
     t = time.time()
     history = trainer.train()
     seconds = time.time() - t
@@ -166,6 +197,7 @@ def train(exp: AllInOneExperiment, cfg, data: Dict, ctx):
 
 def run(exp: AllInOneExperiment, ctx) -> Dict[str, object]:
     """Runs ``exp`` into ``ctx.model_dir`` (``training.runner.RunContext``); returns All-in-One's results."""
+    from keras_facemt.models.allinone import real_data
     from keras_facemt.models.allinone.data import prepare
     from keras_facemt.models.registry import get_system
     from keras_facemt.serving.keras_format import save_model
@@ -173,9 +205,18 @@ def run(exp: AllInOneExperiment, ctx) -> Dict[str, object]:
     t0 = time.time()
     timings: Dict[str, float] = {}
     cfg = model_config(exp)
-    data = prepare(exp, cfg.image_size, ctx.cache_dir or ctx.path("data"), log=ctx.log)
+    real = real_data.load_streams(dict(ctx.data), exp, cfg.image_size, log=ctx.log) if ctx.data else {}
+    if "casia" in real:  # the identity classifier spans the converted dataset's people
+        exp = dataclasses.replace(exp, train_identities=real_data.identities_in(real["casia"], ctx.data["casia"]))
+    domains = bn_domains(dict(ctx.data))
+    if domains["streams"] and model_config(exp).batch_norm:
+        # Converted data differ from the rendered streams (and from each other): per-dataset BN.
+        n = 1 + len(set(domains["streams"].values()))
+        exp = dataclasses.replace(exp, model_overrides=tuple(exp.model_overrides) + (("bn_domains", n),))
+    cfg = model_config(exp)
+    data = prepare(exp, cfg.image_size, ctx.cache_dir or ctx.path("data"), log=ctx.log, real=real)
     timings["data"] = time.time() - t0
-    model, history, seconds = train(exp, cfg, data, ctx)
+    model, history, seconds = train(exp, cfg, data, ctx, domains)
     timings["train"] = seconds
     t = time.time()
     metrics = task.evaluate(model, exp, data)
@@ -186,9 +227,11 @@ def run(exp: AllInOneExperiment, ctx) -> Dict[str, object]:
         "train_examples_per_second": sum(dict(exp.batch_sizes).values()) * steps / max(seconds, 1e-9),
         "metrics": metrics, "timings_seconds": timings, "data_issues": history.get("data_issues", {}),
         "training_examples": {k: int(len(v["image"])) for k, v in data["train"].items()},
+        "training_sources": {k: dict(ctx.data).get(k, "synthface") for k in data["train"]},
     }
     results["headline"] = task.headline(metrics)
-    path = save_model(model, ctx.path("model.keras"), info=get_system("allinone").model_info(cfg, exp.preset))
+    names = domains["names"] if cfg.bn_domains > 1 else None
+    path = save_model(model, ctx.path("model.keras"), info=get_system("allinone").model_info(cfg, exp.preset, names))
     results["paths"] = {"model_keras": path}
     return results
 

@@ -48,11 +48,22 @@ def active_terms(exp, gaussian_age: bool) -> tuple:
     return tuple(t for t in L.phase_terms(gaussian_age) if t.split("/")[0] in tasks)
 
 
-def streams(exp, train: Dict[str, Dict[str, np.ndarray]]) -> Dict[str, object]:
-    """The trainer streams (Table I) of the rendered training arrays, those ``exp`` trains on."""
+def streams(exp, train: Dict[str, Dict[str, np.ndarray]], domains: Dict[str, int] = None) -> Dict[str, object]:
+    """The trainer streams (Table I) of the training arrays, those ``exp`` trains on.
+
+    ``domains``: with per-dataset BN, ``{stream: BN domain id}`` (absent streams: 0)
+    fed as the ``domain`` input of every example.
+    """
     sizes = dict(exp.batch_sizes)
-    return {name: dataset_fn(stream_batches(name, train[name]), sizes[name], exp.seed + i)
-            for i, name in enumerate(STREAMS) if name in active_streams(exp)}
+    out = {}
+    for i, name in enumerate(STREAMS):
+        if name not in active_streams(exp):
+            continue
+        batches = stream_batches(name, train[name])
+        if domains is not None:
+            batches["domain"] = np.full(len(batches["image"]), int(domains.get(name, 0)), np.int32)
+        out[name] = dataset_fn(batches, sizes[name], exp.seed + i)
+    return out
 
 
 def binary_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -156,6 +167,22 @@ def landmark_pose_metrics(pred: Dict, scenes: Dict, mean_shape: np.ndarray, trai
                                               defined=defined)}
 
 
+def train_majority(train: Dict, attribute: str) -> int:
+    """The majority class of ``attribute`` (smile, gender) over the ``celeba`` training faces that carry it."""
+    values = np.asarray(train["celeba"][attribute])
+    has = np.asarray(train["celeba"].get(f"has_{attribute}", np.ones(len(values))))
+    return int(np.bincount(values[has > 0].astype(np.int64), minlength=2).argmax())
+
+
+def training_ages(train: Dict) -> np.ndarray:
+    """Ages (years) of the ``imdb_wiki`` and ``morph`` training faces that carry one."""
+    out = []
+    for name in ("imdb_wiki", "morph"):
+        a = np.asarray(train[name]["age"], np.float64)
+        out.append(a[np.asarray(train[name].get("has_age", np.ones(len(a)))) > 0])
+    return np.concatenate(out)
+
+
 def attribute_metrics(pred: Dict, faces: Dict, train: Dict) -> Dict[str, object]:
     """Smile, gender (mean softmax over each face's proposals) and age (mean), with baselines."""
     k = int(np.bincount(faces["face"]).max())
@@ -164,12 +191,12 @@ def attribute_metrics(pred: Dict, faces: Dict, train: Dict) -> Dict[str, object]
     for task, source in (("smile", "celeba"), ("gender", "celeba")):
         prob = softmax(pred[f"{task}_logits"]).reshape(n, k, 2).mean(1)
         labels = faces[task].reshape(n, k)[:, 0]
-        majority = int(np.bincount(train[source][task], minlength=2).argmax())
+        majority = train_majority(train, task)
         out[task] = {"accuracy": float((prob.argmax(-1) == labels).mean()),
                      "majority_accuracy": float((labels == majority).mean()), "majority_class": majority}
     age = pred["age"].reshape(n, k).mean(1)
     truth = faces["age"].reshape(n, k)[:, 0]
-    train_ages = np.concatenate([train["imdb_wiki"]["age"], train["morph"]["age"]])
+    train_ages = training_ages(train)
     out["age"] = {"mae": float(np.abs(age - truth).mean()), "mae_training_mean": float(np.abs(
         train_ages.mean() - truth).mean()), "mae_training_median": float(np.abs(np.median(train_ages) - truth).mean()),
         # LAP's epsilon-error with the paper's sigma when none is given (SynthFace ages carry none).
@@ -280,11 +307,12 @@ def evaluate(model, exp, data: Dict) -> Dict[str, object]:
         from keras_facemt.models.allinone import scene_pipeline as S
 
         train = data["train"]["aflw"]
-        prior = S.box_prior(train["face_box"], train["face_points"], S.defined_points())
+        with_points = train["face_visible"].sum(-1) > 0  # converted faces may carry boxes only
+        prior = S.box_prior(train["face_box"][with_points], train["face_points"][with_points], S.defined_points())
         size = int(scenes["image"].shape[1])
         tr = data["train"]
-        majority = {k: int(np.bincount(tr["celeba"][k], minlength=2).argmax()) for k in ("smile", "gender")}
-        mean_age = float(np.concatenate([tr["imdb_wiki"]["age"], tr["morph"]["age"]]).mean())
+        majority = {k: train_majority(tr, k) for k in ("smile", "gender")}
+        mean_age = float(training_ages(tr).mean())
         out["scenes"] = S.scene_metrics(model, scenes, size, prior, exp.scene_eval_scenes,
                                         aligned=exp.aligned_crops, train_majority=majority, train_mean_age=mean_age,
                                         fp_counts=SCENE_FP_COUNTS)
