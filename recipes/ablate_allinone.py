@@ -2,9 +2,9 @@
 initialisation vs scratch, Eq. 6's age-loss switch), written to ``reports/allinone_*.md``.
 
 Every variant trains through the shared runner into ``<out-dir>/<variant>/`` (a
-finished run is reused, an interrupted one resumes). The default is the
-``allinone_smoke`` scale (about 25 minutes for all nine variants on an idle 2-core
-CPU); ``--variants`` takes a subset.
+finished run of the same configuration is reused, an interrupted one resumes). The
+default is ``allinone_smoke``'s data and model with twice its updates (900 + 300);
+``--variants`` takes a subset.
 
 Examples::
 
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     p.add_argument("--out-dir", default=None, help="default runs/<experiment>_ablation")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--variants", default=None, help=f"comma-separated subset of {', '.join(VARIANTS)}")
-    p.add_argument("--steps", default=None, help="EUCLIDEAN,GAUSSIAN updates of every variant")
+    p.add_argument("--steps", default="900,300", help="EUCLIDEAN,GAUSSIAN updates of every variant (default 900,300)")
     p.add_argument("--yaw-bin-faces", type=int, default=60, help="faces per Table II |yaw| bin (topped up)")
     p.add_argument("--reports-dir", default="reports")
     args = p.parse_args(argv)
@@ -46,9 +46,9 @@ def main(argv=None) -> int:
             if v not in VARIANTS:
                 raise ConfigError(f"Unknown variant {v!r}; variants: {sorted(VARIANTS)}. "
                                   f"Received: --variants={args.variants}")
-        overrides = parse_steps(args.steps) if args.steps else {}
+        overrides = parse_steps(args.steps)
         base = get_experiment(args.experiment, yaw_bin_faces=args.yaw_bin_faces, **overrides)
-        out = args.out_dir or os.path.join("runs", f"{base.name}_ablation")
+        out = args.out_dir or os.path.join("runs", f"{base.name}_ablation_{base.steps_euclidean}_{base.steps_gaussian}")
         results = run_ablation(base, out, variants=variants, cache_dir=args.cache_dir)
         written = write_reports(base, results, args.reports_dir, command)
     except FaceMTError as e:

@@ -77,6 +77,7 @@ def run_ablation(base, out_dir: str, variants: Optional[Sequence[str]] = None, c
     Returns:
         ``{variant: results}`` plus ``"table6"``: the 2x2 of ``table6``.
     """
+    from keras_facemt.errors import ConfigError
     from keras_facemt.models.registry import get_system
     from keras_facemt.training.runner import RunContext, run_experiment
 
@@ -86,12 +87,15 @@ def run_ablation(base, out_dir: str, variants: Optional[Sequence[str]] = None, c
     for name in order(variants or VARIANTS):
         model_dir = os.path.join(out_dir, name)
         done = os.path.join(model_dir, "results.json")
+        exp = variant_experiment(base, name, out_dir)
         if os.path.exists(done):
             with open(done) as f:
                 results[name] = json.load(f)
+            if results[name].get("experiment_config") != json.loads(json.dumps(dataclasses.asdict(exp))):
+                raise ConfigError(f"{model_dir} holds a finished run of another configuration; give another "
+                                  f"--out-dir (or remove it). Received: out_dir={out_dir}")
             log(f"=== {name}: reusing {done}")
             continue
-        exp = variant_experiment(base, name, out_dir)
         log(f"=== {name}: {VARIANTS[name][0]} -> {model_dir}")
         ctx = RunContext(model_dir, cache_dir=cache, log=log,
                          resume=os.path.isdir(os.path.join(model_dir, "checkpoints")))

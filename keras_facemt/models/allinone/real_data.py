@@ -19,7 +19,10 @@ stream         needs (per face)                  e.g.
 
 ``aflw`` images are padded to a square and resized to ``scene_size``, then cut into
 IoU-labelled proposals around their boxes (``data._add_proposals``); landmarks,
-visibility and pose are regressed only where the face carries them. The other
+visibility and pose are regressed only where the face carries them. AFLW's
+boxes are not exhaustive (its converter writes ``has_boxes`` 0), so a random
+background box may hold an unannotated face; the paper labels AFLW's proposals by
+IoU with the annotated faces all the same, and so does this stream. The other
 streams take every labelled face, aligned onto the 5-point template by its points
 when the record has a scheme that gives them (else cut by a jittered box), at
 ``render_size``.
@@ -93,7 +96,7 @@ def load_scene_stream(data_dir: str, scene_size: int, input_size: int, seed: int
     index = 0
     for rec in _records(data_dir, split):
         n = len(rec.bboxes)
-        if not n or not rec.has_boxes:
+        if not n:
             continue
         image, side = _square(decode_image(rec.image, rec.source_id), scene_size)
         frame = _face_frame(rec, side)
@@ -117,6 +120,9 @@ def load_scene_stream(data_dir: str, scene_size: int, input_size: int, seed: int
                   "has_points": has_pts.astype(np.float32), "has_pose": has_pose.astype(np.float32),
                   **{k: np.where(_flag(have.get(k), n), np.asarray(attr[k], np.float64).reshape(n), -1)
                      if k in attr else np.full(n, -1.0) for k in ("gender", "smile", "age")}}
+        # AFLW's boxes are not exhaustive (its converter writes has_boxes 0): a random background
+        # box may hold an unlabelled face. The paper labels AFLW's Selective Search proposals by
+        # IoU with the annotated faces all the same, and so does this stream.
         _add_proposals(out, faces, image, labels, index, scene_size, input_size, rng, jittered_per_face,
                        random_per_scene)
         index += 1
@@ -209,8 +215,9 @@ def check_labels(name: str, data_dir: str, split: str = "train") -> None:
 
     manifest = shards.read_manifest(data_dir)
     presence = manifest.get("presence") or {}
-    key = "detection" if PRIMARY[name] == "boxes" else PRIMARY[name]
-    if int((presence.get(split) or {}).get(key, 0)) > 0:
+    key = "boxes" if PRIMARY[name] == "boxes" else PRIMARY[name]
+    have = (manifest.get("faces") or {}) if key == "boxes" else (presence.get(split) or {})
+    if int(have.get(split if key == "boxes" else key, 0)) > 0:
         return
     if key == "age" and any(int(p.get("age_group", 0)) for p in presence.values()):
         raise DataError(f"{data_dir}: the {name} stream regresses age in years (Eq. 6), but this dataset carries "

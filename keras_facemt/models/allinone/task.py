@@ -363,6 +363,15 @@ def headline(metrics: Dict) -> List[Dict[str, object]]:
     return out
 
 
+def _pct(value) -> str:
+    """A fraction as a percentage with 2 decimals; "-" for a value ``results.json`` holds as null (NaN)."""
+    return "-" if value is None or not np.isfinite(value) else f"{100 * value:.2f}"
+
+
+def _num(value, spec: str = ".3f") -> str:
+    return "-" if value is None or not np.isfinite(value) else format(value, spec)
+
+
 def results_markdown(results: Dict) -> str:
     """``results.md``: headline table, Table II layout, timings."""
     exp = results["experiment_config"]
@@ -381,18 +390,18 @@ def results_markdown(results: Dict) -> str:
               f"({lp.get('table2_topped_up_faces', 0)} added); mean and std over the three bin means.", "",
               "| | " + " | ".join(lp["nme_yaw_bins"]) + " | mean | std |",
               "|---" * (len(lp["nme_yaw_bins"]) + 3) + "|",
-              "| SynthFace, this run | " + " | ".join(f"{100 * b['nme']:.2f}" for b in bins)
-              + f" | {100 * lp['nme_table2_mean']:.2f} | {100 * lp['nme_bin_std']:.2f} |",
-              "| SynthFace, mean shape | " + " | ".join(f"{100 * b['mean_shape_nme']:.2f}" for b in bins)
-              + f" | {100 * lp['mean_shape_table2_mean']:.2f} | {100 * lp['mean_shape_bin_std']:.2f} |",
+              "| SynthFace, this run | " + " | ".join(_pct(b["nme"]) for b in bins)
+              + f" | {_pct(lp['nme_table2_mean'])} | {_pct(lp['nme_bin_std'])} |",
+              "| SynthFace, mean shape | " + " | ".join(_pct(b["mean_shape_nme"]) for b in bins)
+              + f" | {_pct(lp['mean_shape_table2_mean'])} | {_pct(lp['mean_shape_bin_std'])} |",
               "| faces | " + " | ".join(str(b["faces"]) for b in bins) + " | | |"]
     for name, (a, b, c, m, sd) in PAPER_TABLE2.items():
         lines.append(f"| paper {name} (AFLW, other normalisation) | {a} | {b} | {c} | {m} | {sd} |")
     vis = lp["visibility"]
     lines += ["", f"Visibility (not evaluated in the paper; score > 0.5 = visible, {lp['faces']} scene faces, "
-              f"defined points): accuracy {vis['accuracy']:.3f}, balanced accuracy {vis['balanced_accuracy']:.3f}; "
-              f"every point visible {vis['all_visible_accuracy']:.3f}, training per-point majority "
-              f"{vis.get('train_majority_accuracy', float('nan')):.3f}."]
+              f"defined points): accuracy {_num(vis['accuracy'])}, balanced accuracy {_num(vis['balanced_accuracy'])}; "
+              f"every point visible {_num(vis['all_visible_accuracy'])}, training per-point majority "
+              f"{_num(vis.get('train_majority_accuracy'))}."]
     v = results["metrics"]["verification"]
     lines += ["", "## Identity on unseen people (Table V's operating points)", "",
               "| | 10-fold verification | " + " | ".join(f"TAR@FAR {k}" for k in v["tar_at_far"]) + " | rank-1 |",
