@@ -29,11 +29,13 @@ def _recipe():
 @pytest.mark.timeout(300)
 def test_recipe_runs_one_tiny_variant_into_reports(tmp_path):
     out, reports = tmp_path / "out", tmp_path / "reports"
-    code = _recipe().main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--yaw-bin-faces", "3",
+    code = _recipe().main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "12,4",
+                           "--yaw-bin-faces", "3",
                            "--out-dir", str(out), "--reports-dir", str(reports), "--cache-dir", str(tmp_path / "c")])
     assert code == 0
     run = json.loads((out / "mtl_scratch" / "results.json").read_text())
     assert run["experiment"] == "allinone_micro_mtl_scratch" and run["system"] == "allinone"
+    assert run["experiment_config"]["steps_euclidean"] == 12
     assert min(b["faces"] for b in run["metrics"]["landmarks_pose"]["nme_yaw_bins"].values()) >= 3
     table6 = (reports / "allinone_table6.md").read_text()
     assert "| predicted | multitask |" in table6 and "| ground truth | multitask |" in table6
@@ -43,6 +45,10 @@ def test_recipe_runs_one_tiny_variant_into_reports(tmp_path):
     summary = json.loads((reports / "allinone_ablation.json").read_text())
     assert summary["machine"]["usable_cores"] >= 1 and "mtl_scratch" in summary["scores"]
     assert not (reports / "allinone_age_loss.md").exists()  # needs two age-loss runs
+    assert summary["stage2_smile"]["faces"] >= 0 and summary["stage2_smile"]["model"].endswith("model.keras")
+    # A finished run is reused only for the configuration it ran.
+    assert _recipe().main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "13,4",
+                           "--out-dir", str(out), "--reports-dir", str(reports)]) == 2
 
 
 def test_recipe_refuses_an_unknown_variant(capsys, tmp_path):
@@ -95,3 +101,11 @@ def test_init_from_copies_every_matching_layer(tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ConfigError, match="init_from"):
         job.initialise_from(target, str(tmp_path / "missing.keras"))
+
+
+def test_prior_correction_moves_smile_odds_to_the_scene_prior():
+    from keras_facemt.models.allinone.stage2_study import prior_corrected
+
+    # odds x (0.2 / 0.8) / (0.5 / 0.5): 0.5 -> 0.2; 0.8 (odds 4) -> odds 1 -> 0.5
+    np.testing.assert_allclose(prior_corrected([0.5, 0.8], 0.5, 0.2), [0.2, 0.5], atol=1e-6)
+    np.testing.assert_allclose(prior_corrected([0.3], 0.4, 0.4), [0.3], atol=1e-6)

@@ -98,7 +98,11 @@ def test_train_reads_converted_streams_end_to_end(tmp_path, capsys):
     assert results["training_sources"] == {"aflw": aflw, "celeba": "synthface", "imdb_wiki": "synthface",
                                            "morph": morph, "casia": "synthface"}
     assert results["training_examples"]["morph"] == len(lay.expected)
-    assert json.loads((run / "run_config.json").read_text())["datasets"]["morph"] == morph
+    run_config = json.loads((run / "run_config.json").read_text())
+    assert run_config["datasets"]["morph"] == morph
+    # Two converted directories next to SynthFace: three BN domains, named for --domain.
+    assert results["config"]["bn_domains"] == 3
+    assert run_config["domains"]["synthface"] == 0 and {run_config["domains"][s] for s in ("aflw", "morph")} == {1, 2}
 
 
 def test_converted_streams_get_their_own_bn_domains(tmp_path):
@@ -123,3 +127,7 @@ def test_converted_streams_get_their_own_bn_domains(tmp_path):
     bn.moving_mean.assign(bn.moving_mean + shift)  # ...until domain 2's statistics move
     assert np.abs(predict(model, images, domain=2)["age"] - a["age"]).max() > 1e-4
     np.testing.assert_allclose(predict(model, images, domain=0)["age"], a["age"], atol=1e-5)
+    served = get_system("allinone").serving_model(model, cfg, "tiny", {"synthface": 0, "morph": 1, "aflw": 2})
+    assert set(served.input) == {"image", "domain"}
+    out = served({"image": images.astype("float32") / 255.0, "domain": np.full(4, 2, "int32")})
+    np.testing.assert_allclose(np.asarray(out["age"]), predict(model, images, domain=2)["age"], atol=1e-5)

@@ -8,15 +8,18 @@ The paper's protocols scaled to synthetic data:
   (Eq. 6's lambda switch at 20k iterations in the paper);
 * detection: face / non-face classification of held-out scene proposals (IoU > 0.5
   face, < 0.35 background): average precision and accuracy;
+* scenes: stage 1's AP at IoU 0.5 and the FDDB-style discrete ROC;
 * landmarks (AFLW protocol, Table II layout): each face's points are the mean of
   its proposals with IoU > 0.5, NME over visible points normalised by the face
-  box, overall and in three |yaw| bins;
-* pose: yaw absolute error (also the share within 15 degrees), same averaging;
+  box, overall and in three |yaw| bins (topped up to ``yaw_bin_faces`` each) with
+  the mean and std of the bins; visibility accuracy;
+* pose: yaw absolute error and AFW's rule (rounded to 15 degrees, share within
+  15), same averaging;
 * smile, gender, age: mean over ``eval_proposals`` crops of each face of unseen
   people (aligned by noisy points with ``aligned_crops``, else face proposals with
   IoU > 0.5);
 * identity: 10-fold verification on balanced pairs of unseen people (descriptor
-  cosine).
+  cosine), TAR at FAR 1e-2 / 1e-3 over every pair, closed-set rank-1.
 
 Experiments:
 

@@ -21,7 +21,7 @@ from keras_facemt.models.allinone.data import SCHEME, STREAM_TASKS, STREAMS, dat
 from keras_facemt.models.allinone.predict import predict, softmax
 from keras_facemt.models.allinone.proposals import FACE_IOU
 
-# Table II (AFLW NME %, |yaw| bins [0,30], [30,60], [60,90], mean) for the report.
+# Table II (AFLW NME %, |yaw| bins [0,30], [30,60], [60,90], mean, std) for the report.
 PAPER_TABLE2 = {"All-in-One": (2.84, 2.94, 3.09, 2.96, 0.13), "HyperFace": (3.93, 4.14, 4.71, 4.26, 0.41)}
 # Table V (IJB-A, "ours", cosine): TAR at FAR 1e-2 and 1e-3, rank-1; Sec. IV-C: AFW yaw within +-15 degrees.
 TABLE5_FARS = (1e-2, 1e-3)
