@@ -280,7 +280,7 @@ def _compare(scores, counts, better: str, worse: str, keys=None) -> List[str]:
             lines.append(f"- {col}, `{better}` against `{worse}`: {effect(a, b, se, higher)}.")
         else:
             rel = 100 * (a - b) / max(abs(b), 1e-12)
-            word = "better" if (a > b) == higher else "worse"
+            word = "the same" if _fmt(key, a) == _fmt(key, b) else ("better" if (a > b) == higher else "worse")
             lines.append(f"- {col}, `{better}` against `{worse}`: {word} ({_fmt(key, a)} vs {_fmt(key, b)}, "
                          f"{rel:+.1f}% relative; one seed, no standard error).")
     return lines

@@ -19,7 +19,8 @@ and labelled by IoU (``proposals.py``). The other streams are faces aligned to t
 5-point template by their points with a little noise (``aligned_crops``, the
 paper's stage-2 input: stage 1's predicted points are not exact), or else crops
 cut by a jittered face box (IoU > 0.5 with it). Adience (age groups only) is left out: the paper gives no
-mapping from its 8 groups to the regressed age. SynthFace smiles are rare (about
+mapping from its 8 groups to the regressed age (``real_data.py`` refuses it for the
+age streams). SynthFace smiles are rare (about
 13%), so the ``celeba`` population renders every other face as ``happy``.
 
 Everything is rendered once into arrays (cached as ``.npz`` under the cache
