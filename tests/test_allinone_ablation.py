@@ -29,13 +29,13 @@ def _recipe():
 @pytest.mark.timeout(300)
 def test_recipe_runs_one_tiny_variant_into_reports(tmp_path):
     out, reports = tmp_path / "out", tmp_path / "reports"
-    code = _recipe().main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "12,4",
+    code = _recipe().main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "16,0",
                            "--yaw-bin-faces", "3",
                            "--out-dir", str(out), "--reports-dir", str(reports), "--cache-dir", str(tmp_path / "c")])
     assert code == 0
     run = json.loads((out / "mtl_scratch" / "results.json").read_text())
     assert run["experiment"] == "allinone_micro_mtl_scratch" and run["system"] == "allinone"
-    assert run["experiment_config"]["steps_euclidean"] == 12
+    assert run["experiment_config"]["steps_euclidean"] == 16
     assert min(b["faces"] for b in run["metrics"]["landmarks_pose"]["nme_yaw_bins"].values()) >= 3
     table6 = (reports / "allinone_table6.md").read_text()
     assert "| predicted | multitask |" in table6 and "| ground truth | multitask |" in table6
@@ -47,7 +47,7 @@ def test_recipe_runs_one_tiny_variant_into_reports(tmp_path):
     assert not (reports / "allinone_age_loss.md").exists()  # needs two age-loss runs
     assert summary["stage2_smile"]["faces"] >= 0 and summary["stage2_smile"]["model"].endswith("model.keras")
     # A finished run is reused only for the configuration it ran.
-    assert _recipe().main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "13,4",
+    assert _recipe().main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "17,0",
                            "--out-dir", str(out), "--reports-dir", str(reports)]) == 2
 
 

@@ -204,10 +204,10 @@ def _allinone_paper() -> AllInOneExperiment:
 def _allinone_micro() -> AllInOneExperiment:
     # Seconds, not minutes: for tests of tooling around a run (the ablation recipe), never for figures.
     return AllInOneExperiment(
-        "allinone_micro", preset="tiny", scene_size=64, render_size=48, max_faces=2, train_scenes=24, test_scenes=6,
+        "allinone_micro", preset="tiny", scene_size=64, render_size=48, max_faces=2, train_scenes=24, test_scenes=3,
         jittered_per_face=3, random_per_scene=3, attribute_identities=12, faces_per_identity=2, train_identities=8,
         images_per_identity=3, test_identities=20, test_images_per_identity=2, verification_pairs=20,
-        eval_proposals=1, scene_eval_scenes=2, steps_euclidean=20, steps_gaussian=10,
+        eval_proposals=1, scene_eval_scenes=1, steps_euclidean=20, steps_gaussian=10,
         batch_sizes=(("aflw", 8), ("celeba", 4), ("imdb_wiki", 4), ("morph", 4), ("casia", 4)),
     )
 
