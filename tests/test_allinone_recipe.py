@@ -13,7 +13,9 @@ from keras_facemt import cli
 from keras_facemt.metrics.headline import beats_baseline
 
 HEADLINE = ["scene_detection_ap_at_0.5", "detection_ap", "detection_accuracy", "landmark_nme_visible_box",
-            "yaw_mae_degrees", "age_mae_years", "gender_accuracy", "smile_accuracy", "verification_accuracy_10fold"]
+            "landmark_nme_table2_yaw_bin_mean", "yaw_mae_degrees", "yaw_within_15_degrees_afw_rule", "age_mae_years",
+            "gender_accuracy", "smile_accuracy", "verification_accuracy_10fold", "verification_tar_at_far_0.01",
+            "verification_tar_at_far_0.001", "identification_rank1"]
 
 
 @pytest.mark.timeout(600)
@@ -30,6 +32,10 @@ def test_allinone_smoke_beats_every_trivial_baseline(tmp_path):
     assert set(m["landmarks_pose"]["nme_yaw_bins"]) == {"0-30", "30-60", "60-90"}
     assert m["detection"]["proposals"] > 500 and m["verification"]["pairs"] == 400
     assert m["scenes"]["scenes"] == 10 and m["scenes"]["faces"] > 0
+    roc = m["scenes"]["roc_tpr_at_fp"]
+    assert sorted(roc, key=int) == ["0", "1", "2", "5", "10", "20", "50"] and roc["50"] >= roc["0"]
+    assert 0.5 < m["landmarks_pose"]["visibility"]["accuracy"] <= 1.0
+    assert m["verification"]["probes"] == 40 * 3 and m["verification"]["gallery"] == 40
     assert (run / "model.keras").exists() and (run / "results.md").read_text().startswith("# All-in-One results")
     assert results["training_examples"]["aflw"] > 1000
 

@@ -9,13 +9,16 @@ kind                metrics
 ==================  ===========================================================
 ``landmarks``       NME (inter-ocular: eye centres for ``mtfl5``, outer corners
                     for ``ibug68``, the 300-W / MTFL protocols), failure rate at
-                    0.1, CED AUC up to 0.1
+                    0.1, CED AUC up to 0.1; with pose labels, NME in |yaw| bins
+                    0-30 / 30-60 / 60-90 with their mean and std (AFLW, Table II
+                    of All-in-One)
 ``parsing_logits``  per-class F-scores and the overall F-score of Smith et al.
                     (iFAN Tables 2-3)
 ``class_logits``    accuracy, with the majority class of the evaluated split
 ``multilabel``      per-label accuracy at 0.5 and their mean (majority per label)
 ``regression``      MAE, with the split's mean as the constant predictor
-``pose``            MAE of yaw, pitch and roll in degrees
+``pose``            MAE of yaw, pitch and roll in degrees; AFW's yaw rule (share
+                    within 15 degrees after rounding to 15)
 detection           AP at IoU 0.5 over images whose boxes are exhaustive, and the
                     NME of each labelled face's matched detection
 ==================  ===========================================================
@@ -34,9 +37,11 @@ import numpy as np
 
 from keras_facemt.data import batch as batch_keys
 from keras_facemt.metrics import landmark_error
+from keras_facemt.metrics.binned_error import error_by_bins
 from keras_facemt.metrics.detection_ap import average_precision
 from keras_facemt.metrics.matched_landmark_error import matched_landmark_nme
 from keras_facemt.metrics.parsing_fscore import parsing_fscores
+from keras_facemt.metrics.pose_error import angle_error
 
 FAILURE_THRESHOLD = 0.1
 
@@ -111,6 +116,27 @@ def landmark_metrics(pred, target, scheme: str, visible=None) -> Dict[str, float
             f"ced_auc@{FAILURE_THRESHOLD:g}": landmark_error.ced_auc(per_face, FAILURE_THRESHOLD)}
 
 
+def yaw_binned_nme(pred, labels, scheme: str, keep: np.ndarray, n: int) -> Dict[str, float]:
+    """Table II's layout where the faces also carry pose: NME per |yaw| bin, mean and std of the bins.
+
+    Returns ``{}`` when no scored face has a pose label.
+    """
+    if batch_keys.POSE not in labels:
+        return {}
+    posed = keep & _present(labels, batch_keys.HAS_POSE, n)
+    if not posed.any():
+        return {}
+    visible = labels.get(batch_keys.LANDMARKS_VISIBLE)
+    per_face = landmark_error.nme_per_face(np.asarray(pred)[posed], np.asarray(labels[batch_keys.LANDMARKS])[posed],
+                                           scheme, visible=None if visible is None else np.asarray(visible)[posed])
+    yaw = np.asarray(labels[batch_keys.POSE], np.float64).reshape(n, -1)[posed, 0]
+    table = error_by_bins(per_face, yaw)
+    out = {f"nme_yaw_{k}": v["mean"] for k, v in table["bins"].items() if v["count"]}
+    out.update({f"faces_yaw_{k}": v["count"] for k, v in table["bins"].items()})
+    out.update({"nme_yaw_bin_mean": table["mean"], "nme_yaw_bin_std": table["std"]})
+    return out
+
+
 def _crop_output_metrics(spec, pred, labels, n) -> Dict[str, object]:
     """Metrics of one per-image output (crop models); ``{}`` when the data lack its labels."""
     if spec.kind == "landmarks":
@@ -120,6 +146,7 @@ def _crop_output_metrics(spec, pred, labels, n) -> Dict[str, object]:
         visible = labels.get(batch_keys.LANDMARKS_VISIBLE)
         out = landmark_metrics(pred[keep], labels[batch_keys.LANDMARKS][keep], spec.scheme,
                                None if visible is None else np.asarray(visible)[keep])
+        out.update(yaw_binned_nme(pred, labels, spec.scheme, keep, n))
         return {**out, "examples": int(keep.sum())}
     if spec.kind == "parsing_logits":
         keep = _present(labels, batch_keys.HAS_PARSING, n)
@@ -166,9 +193,13 @@ def _crop_output_metrics(spec, pred, labels, n) -> Dict[str, object]:
         keep = _present(labels, batch_keys.HAS_POSE, n)
         if batch_keys.POSE not in labels or not keep.any():
             return {}
-        err = np.abs(np.asarray(pred, np.float64)[keep] - np.asarray(labels[batch_keys.POSE])[keep])
+        pose = np.asarray(pred, np.float64)[keep]
+        truth = np.asarray(labels[batch_keys.POSE], np.float64).reshape(n, -1)[keep]
+        err = np.abs(pose - truth)
+        afw = angle_error(pose[:, 0], truth[:, 0])
         return {"yaw_mae": float(err[:, 0].mean()), "pitch_mae": float(err[:, 1].mean()),
-                "roll_mae": float(err[:, 2].mean()), "examples": int(keep.sum())}
+                "roll_mae": float(err[:, 2].mean()), "yaw_rounded_mae": afw["rounded_mae"],
+                "yaw_within_15_afw_rule": afw["within"], "examples": int(keep.sum())}
     return {}
 
 

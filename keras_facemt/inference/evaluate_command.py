@@ -61,7 +61,8 @@ def evaluate(model_path: str, data_dirs: List[str], split: str = "test", domain=
 
 
 def pair_verification(model, data_dir: str, split: str, batch_size: int = 64) -> Dict[str, object]:
-    """10-fold verification of an embedding model on ``data_dir``'s ``pairs.json`` (the LFW protocol).
+    """10-fold verification of an embedding model on ``data_dir``'s ``pairs.json`` (the LFW protocol),
+    and the true-accept rate at FAR 1e-2 / 1e-3 where the impostor pairs can measure it.
 
     Each image of the split goes through ``FaceAnalyzer`` (its declared
     preprocessing; 5-point alignment from the record's landmarks where the model
@@ -78,6 +79,7 @@ def pair_verification(model, data_dir: str, split: str, batch_size: int = 64) ->
     from keras_facemt.data.landmarks import convert_points
     from keras_facemt.data.pairs import read_pairs
     from keras_facemt.inference.analyzer import FaceAnalyzer
+    from keras_facemt.metrics.tar_far import measurable_fars, tar_at_far
     from keras_facemt.metrics.verification import verification_accuracy
 
     a, b, same, folds = read_pairs(data_dir)
@@ -113,7 +115,11 @@ def pair_verification(model, data_dir: str, split: str, batch_size: int = 64) ->
     vec = {k: (np.zeros(dim) if e is None else e / max(np.linalg.norm(e), 1e-12)) for k, e in embeddings.items()}
     scores = np.array([float(np.dot(vec[x], vec[y])) for x, y in zip(a, b)])
     result = verification_accuracy(scores, same, folds=folds)
+    impostors = int(np.sum(~np.asarray(same, bool)))
+    fars = measurable_fars((1e-2, 1e-3), impostors)
+    tar = tar_at_far(scores, same, fars) if fars and np.any(same) else {}
     return {"accuracy": float(result["accuracy"]), "std": float(result["std"]), "pairs": int(len(scores)),
+            **{f"tar@far={f:g}": float(tar[str(f)]) for f in fars if str(f) in tar},
             "folds": int(len(np.unique(folds))), "images_without_face": int(no_face),
             "baseline": 0.5, "baseline_name": "chance", "examples": int(len(embeddings))}
 

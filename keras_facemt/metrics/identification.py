@@ -67,3 +67,22 @@ def identification(probe_embeddings, probe_ids, gallery_embeddings, gallery_ids,
     return {"rank1": float(curve[0]), "cmc": curve.tolist(), "probes": int(ranks.size),
             "gallery": int(np.asarray(gallery_ids).size),
             "chance_rank1": 1.0 / max(int(np.asarray(gallery_ids).size), 1)}
+
+
+def first_image_gallery(ids):
+    """Closed-set split: each person's first face is the gallery, the others are probes.
+
+    Args:
+        ids: ``[N]`` identity per face.
+
+    Returns:
+        ``(gallery [G], probes [P])`` indices; people with one face only give no probe.
+    """
+    i = np.asarray(ids).reshape(-1)
+    _, first = np.unique(i, return_index=True)
+    gallery = np.sort(first)
+    probes = np.setdiff1d(np.arange(i.size), gallery)
+    if probes.size == 0:
+        raise ConfigError(f"Need a person with at least two faces for a probe. Received: {i.size} faces of "
+                          f"{gallery.size} people")
+    return gallery, probes

@@ -22,6 +22,31 @@ def mean_absolute_error(pred, target, weights=None) -> float:
     return float(np.abs(pred - target).mean()) if pred.size else float("nan")
 
 
+def epsilon_error(pred, mean, sigma) -> float:
+    """ChaLearn LAP 2015's apparent-age error, mean of ``1 - exp(-(x - mu)^2 / (2 sigma^2))``.
+
+    Each face's label is a mean ``mu`` and a standard deviation ``sigma`` of human
+    guesses (Escalera et al., ICCVW 2015); 0 is perfect, 1 the worst.
+
+    Args:
+        pred: ``[N]`` predicted ages. mean: ``[N]`` label means. sigma: ``[N]`` or
+            a scalar, > 0.
+
+    Raises:
+        ConfigError: for mismatched lengths or a sigma that is not > 0.
+    """
+    x = np.asarray(pred, np.float64).reshape(-1)
+    mu = np.asarray(mean, np.float64).reshape(-1)
+    sd = np.broadcast_to(np.asarray(sigma, np.float64), mu.shape) if np.ndim(sigma) == 0 else \
+        np.asarray(sigma, np.float64).reshape(-1)
+    if x.shape != mu.shape or sd.shape != mu.shape or x.size == 0:
+        raise ConfigError(f"pred, mean and sigma need one value per face (at least one). Received: pred={x.size}, "
+                          f"mean={mu.size}, sigma={sd.size}")
+    if np.any(sd <= 0):
+        raise ConfigError(f"sigma must be > 0. Received: min sigma={sd.min()}")
+    return float(np.mean(1.0 - np.exp(-((x - mu) ** 2) / (2.0 * sd ** 2))))
+
+
 class MeanAbsoluteErrorEvaluator:
     """Streaming MAE (e.g. age estimation in years)."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -38,3 +38,27 @@ def tar_at_far(scores, same, fars: Sequence[float] = (1e-3, 1e-4)) -> Dict[str, 
         out[str(far)] = float((pos > threshold).mean())
     out["impostors"], out["genuine"] = int(neg.size), int(pos.size)
     return out
+
+
+def all_pair_scores(embeddings, ids):
+    """Cosine similarity and same-person flag of every unordered pair of faces.
+
+    Args:
+        embeddings: ``[N, D]``. ids: ``[N]`` identity per face.
+
+    Returns:
+        ``(scores [N(N-1)/2], same [N(N-1)/2] bool)``.
+    """
+    e = np.asarray(embeddings, np.float64)
+    i = np.asarray(ids).reshape(-1)
+    if e.ndim != 2 or e.shape[0] != i.size or i.size < 2:
+        raise ConfigError(f"Need [N >= 2, D] embeddings with one id each. Received: embeddings {e.shape}, "
+                          f"{i.size} ids")
+    e = e / np.maximum(np.linalg.norm(e, axis=-1, keepdims=True), 1e-12)
+    a, b = np.triu_indices(i.size, 1)
+    return np.sum(e[a] * e[b], -1), i[a] == i[b]
+
+
+def measurable_fars(fars: Sequence[float], impostors: int) -> Tuple[float, ...]:
+    """The operating points of ``fars`` that ``impostors`` impostor pairs can measure (``far * n >= 1``)."""
+    return tuple(f for f in fars if f * impostors >= 1)

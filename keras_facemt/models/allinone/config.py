@@ -62,6 +62,9 @@ class AllInOneConfig:
         age_offset, age_scale: the age output is ``age_offset + age_scale * raw``
             (years), so a zero-initialised head starts near the mean age.
         pose_scale: the pose output is ``pose_scale * raw`` degrees.
+        bn_domains: per-dataset BN (``layers.DomainBatchNorm``): statistic sets, one
+            per training domain; above 1 the model takes a ``domain`` input. The job
+            sets it when converted datasets (``--data``) join the SynthFace streams.
     """
 
     image_size: int = 48
@@ -85,6 +88,7 @@ class AllInOneConfig:
     age_offset: float = 40.0
     age_scale: float = 20.0
     pose_scale: float = 90.0
+    bn_domains: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "convs", tuple(tuple(c) for c in self.convs))
@@ -98,7 +102,7 @@ class AllInOneConfig:
         if len(self.subject_fc) != 2:
             raise ConfigError(f"subject_fc holds the 2 hidden FCs of the 3-layer age/gender heads. "
                               f"Received: subject_fc={self.subject_fc}")
-        for name in ("image_size", "pool_size", "pool_stride", "fused_size", "fused_channels", "reduced_channels",
+        for name in ("bn_domains", "image_size", "pool_size", "pool_stride", "fused_size", "fused_channels", "reduced_channels",
                      "shared_fc", "task_fc", "identity_fc", "descriptor_dim", "num_identities", "num_landmarks"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")

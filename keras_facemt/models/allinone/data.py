@@ -19,7 +19,8 @@ and labelled by IoU (``proposals.py``). The other streams are faces aligned to t
 5-point template by their points with a little noise (``aligned_crops``, the
 paper's stage-2 input: stage 1's predicted points are not exact), or else crops
 cut by a jittered face box (IoU > 0.5 with it). Adience (age groups only) is left out: the paper gives no
-mapping from its 8 groups to the regressed age. SynthFace smiles are rare (about
+mapping from its 8 groups to the regressed age (``real_data.py`` refuses it for the
+age streams). SynthFace smiles are rare (about
 13%), so the ``celeba`` population renders every other face as ``happy``.
 
 Everything is rendered once into arrays (cached as ``.npz`` under the cache
@@ -38,10 +39,11 @@ import numpy as np
 from keras_facemt.data import batch as B
 from keras_facemt.data.landmarks import convert_points
 from keras_facemt.models.allinone import proposals as P
+from keras_facemt.metrics.binned_error import YAW_BINS
 from keras_facemt.models.allinone.losses import DETECTION, HAS_DETECTION
 
 STREAMS = ("aflw", "celeba", "imdb_wiki", "morph", "casia")
-STREAM_TASKS = {"aflw": ("detection", "landmarks", "pose"), "celeba": ("smile", "gender"),
+STREAM_TASKS = {"aflw": ("detection", "landmarks", "visibility", "pose"), "celeba": ("smile", "gender"),
                 "imdb_wiki": ("age", "gender"), "morph": ("age", "gender"), "casia": ("identity", "gender")}
 SCHEME = "aflw21"
 
@@ -51,6 +53,74 @@ def _faces_aflw21(labels: Dict, size: int):
     pts, vis = convert_points(np.asarray(labels["landmarks"]).reshape(-1, 68, 2),
                               np.asarray(labels["landmarks_visible"]).reshape(-1, 68), "ibug68", SCHEME)
     return pts * size, vis
+
+
+def _empty_proposals():
+    out = {k: [] for k in ("image", "iou", "scene", "face", "proposal", DETECTION, HAS_DETECTION, B.LANDMARKS,
+                           B.LANDMARKS_VISIBLE, B.HAS_LANDMARKS, B.POSE, B.HAS_POSE)}
+    faces = {k: [] for k in ("face_box", "face_points", "face_visible", "face_pose", "face_scene", "face_gender",
+                             "face_smile", "face_age")}
+    return out, faces
+
+
+def _synth_faces(lab: Dict, image_size: int) -> Dict[str, np.ndarray]:
+    """Per-face labels (pixels) of a SynthFace render, in ``_add_proposals``'s form."""
+    pts, vis = _faces_aflw21(lab, image_size)
+    return {"box": np.asarray(lab["bbox"]).reshape(-1, 4) * image_size, "points": pts, "visible": vis,
+            "pose": np.asarray(lab["pose"], np.float32).reshape(-1, 3), "gender": np.reshape(lab["gender"], -1),
+            "smile": np.reshape(lab["smile"], -1), "age": np.reshape(lab["age"], -1)}
+
+
+def _add_proposals(out, faces, rgb, labels, index, image_size, input_size, rng, jittered_per_face, random_per_scene):
+    """Appends the IoU-labelled proposals of one square image (and its faces) to ``out`` / ``faces``.
+
+    Args:
+        labels: per face ``box`` ``[F, 4]`` and ``points`` ``[F, 21, 2]`` (pixels),
+            ``visible`` ``[F, 21]``, ``pose`` ``[F, 3]``, ``gender`` / ``smile`` /
+            ``age`` ``[F]`` (-1: unknown), optional ``has_points`` / ``has_pose``
+            ``[F]`` (default: all present).
+    """
+    boxes, pts, vis, pose = labels["box"], labels["points"], labels["visible"], labels["pose"]
+    has_pts = np.asarray(labels.get("has_points", np.ones(len(boxes))), np.float32)
+    has_pose = np.asarray(labels.get("has_pose", np.ones(len(boxes))), np.float32)
+    first = len(faces["face_box"])
+    for f in range(len(boxes)):
+        faces["face_box"].append(boxes[f])
+        faces["face_points"].append(pts[f])
+        faces["face_visible"].append(vis[f])
+        faces["face_pose"].append(pose[f])
+        faces["face_scene"].append(index)
+        faces["face_gender"].append(int(labels["gender"][f]))
+        faces["face_smile"].append(int(labels["smile"][f]))
+        faces["face_age"].append(float(labels["age"][f]))
+    props = np.stack([P.rounded(b) for b in P.sample_proposals(boxes, image_size, rng, jittered_per_face,
+                                                               random_per_scene)])
+    lab_p = P.label_proposals(props, boxes)
+    for j, box in enumerate(props):
+        m = int(lab_p["match"][j])
+        reg = float(lab_p["regress"][j])
+        out["image"].append(P.crop_box(rgb, box, input_size))
+        out["iou"].append(lab_p["iou"][j])
+        out["scene"].append(index)
+        out["face"].append(first + m if reg else -1)
+        out["proposal"].append(box)
+        out[DETECTION].append(lab_p["detection"][j])
+        out[HAS_DETECTION].append(lab_p["has_detection"][j])
+        out[B.LANDMARKS].append(P.to_box_frame(pts[m], box) if reg else np.zeros((21, 2), np.float32))
+        out[B.LANDMARKS_VISIBLE].append(vis[m] if reg else np.zeros(21, np.float32))
+        out[B.HAS_LANDMARKS].append(reg * has_pts[m])
+        out[B.POSE].append(pose[m] if reg else np.zeros(3, np.float32))
+        out[B.HAS_POSE].append(reg * has_pose[m])
+
+
+def _proposal_arrays(out, faces) -> Dict[str, np.ndarray]:
+    arrays = {k: np.asarray(v) for k, v in out.items()}
+    arrays["image"] = arrays["image"].astype(np.uint8)
+    for k in (B.LANDMARKS, B.LANDMARKS_VISIBLE, B.HAS_LANDMARKS, B.POSE, B.HAS_POSE, HAS_DETECTION, "iou"):
+        arrays[k] = arrays[k].astype(np.float32)
+    arrays[DETECTION] = arrays[DETECTION].astype(np.int32)
+    arrays.update({k: np.asarray(v) for k, v in faces.items()})
+    return arrays
 
 
 def render_scene_proposals(seed: int, count: int, image_size: int, input_size: int, max_faces: int = 3,
@@ -72,55 +142,53 @@ def render_scene_proposals(seed: int, count: int, image_size: int, input_size: i
 
     synth = SynthFace(seed=seed, domain=domain, image_size=image_size)
     rng = np.random.default_rng((seed, 17))
-    out = {k: [] for k in ("image", "iou", "scene", "face", "proposal", DETECTION, HAS_DETECTION, B.LANDMARKS,
-                           B.LANDMARKS_VISIBLE, B.HAS_LANDMARKS, B.POSE, B.HAS_POSE)}
-    faces = {k: [] for k in ("face_box", "face_points", "face_visible", "face_pose", "face_scene", "face_gender",
-                             "face_smile", "face_age")}
+    out, faces = _empty_proposals()
     scenes = []
     for i in range(count):
         rgb, lab = synth.render_scene(i, max_faces=max_faces)
-        boxes = np.asarray(lab["bbox"]).reshape(-1, 4) * image_size
-        pts, vis = _faces_aflw21(lab, image_size)
-        pose = np.asarray(lab["pose"], np.float32).reshape(-1, 3)
-        first = len(faces["face_box"])
-        for f in range(len(boxes)):
-            faces["face_box"].append(boxes[f])
-            faces["face_points"].append(pts[f])
-            faces["face_visible"].append(vis[f])
-            faces["face_pose"].append(pose[f])
-            faces["face_scene"].append(i)
-            faces["face_gender"].append(int(lab["gender"][f]))
-            faces["face_smile"].append(int(lab["smile"][f]))
-            faces["face_age"].append(float(lab["age"][f]))
-        props = np.stack([P.rounded(b) for b in P.sample_proposals(boxes, image_size, rng, jittered_per_face,
-                                                                   random_per_scene)])
-        lab_p = P.label_proposals(props, boxes)
-        for j, box in enumerate(props):
-            m = int(lab_p["match"][j])
-            reg = float(lab_p["regress"][j])
-            out["image"].append(P.crop_box(rgb, box, input_size))
-            out["iou"].append(lab_p["iou"][j])
-            out["scene"].append(i)
-            out["face"].append(first + m if reg else -1)
-            out["proposal"].append(box)
-            out[DETECTION].append(lab_p["detection"][j])
-            out[HAS_DETECTION].append(lab_p["has_detection"][j])
-            out[B.LANDMARKS].append(P.to_box_frame(pts[m], box) if reg else np.zeros((21, 2), np.float32))
-            out[B.LANDMARKS_VISIBLE].append(vis[m] if reg else np.zeros(21, np.float32))
-            out[B.HAS_LANDMARKS].append(reg)
-            out[B.POSE].append(pose[m] if reg else np.zeros(3, np.float32))
-            out[B.HAS_POSE].append(reg)
+        _add_proposals(out, faces, rgb, _synth_faces(lab, image_size), i, image_size, input_size, rng,
+                       jittered_per_face, random_per_scene)
         if keep_scenes:
             scenes.append(rgb)
-    arrays = {k: np.asarray(v) for k, v in out.items()}
-    arrays["image"] = arrays["image"].astype(np.uint8)
-    for k in (B.LANDMARKS, B.LANDMARKS_VISIBLE, B.HAS_LANDMARKS, B.POSE, B.HAS_POSE, HAS_DETECTION, "iou"):
-        arrays[k] = arrays[k].astype(np.float32)
-    arrays[DETECTION] = arrays[DETECTION].astype(np.int32)
-    arrays.update({k: np.asarray(v) for k, v in faces.items()})
+    arrays = _proposal_arrays(out, faces)
     if keep_scenes:
         arrays["scenes"] = np.stack(scenes).astype(np.uint8)
     return arrays
+
+
+def render_yaw_faces(seed: int, per_bin: Sequence[int], bins: Sequence[Sequence[float]], image_size: int,
+                     input_size: int, jittered_per_face: int = 6, max_yaw: float = 75.0) -> Dict[str, np.ndarray]:
+    """Single-face images posed into |yaw| bins, cut into proposals like the test scenes.
+
+    Tops up the Table II bins (AFLW's protocol takes a third of its 450 test faces
+    from each of [0, 30), [30, 60), [60, 90]): ``per_bin[b]`` faces with |yaw|
+    uniform in bin ``b`` (random sign; capped at ``max_yaw``, SynthFace's largest
+    sampled yaw, so no face is posed beyond anything the training scenes show),
+    pitch and roll as SynthFace samples them. Jittered proposals only (no random
+    background boxes: detection is scored on the scenes).
+
+    Returns:
+        the arrays of ``render_scene_proposals`` (``face_scene`` is the image index).
+    """
+    from keras_facemt.data.synthetic import SynthFace
+
+    synth = SynthFace(seed=seed, image_size=image_size)
+    rng = np.random.default_rng((seed, 29))
+    out, faces = _empty_proposals()
+    index = 0
+    for (lo, hi), count in zip(bins, per_bin):
+        hi = min(float(hi), max_yaw)
+        for _ in range(int(count)):
+            yaw = float(rng.uniform(lo, max(hi, lo))) * rng.choice((-1.0, 1.0))
+            pose = (yaw, float(np.clip(rng.normal(0.0, 10.0), -35.0, 35.0)),
+                    float(np.clip(rng.normal(0.0, 8.0), -30.0, 30.0)))
+            rgb, lab = synth.render_crop(index, pose=pose)
+            _add_proposals(out, faces, rgb, _synth_faces(lab, image_size), index, image_size, input_size, rng,
+                           jittered_per_face, 0)
+            index += 1
+    if not index:
+        return {}
+    return _proposal_arrays(out, faces)
 
 
 def face_proposal(box: np.ndarray, rng: np.random.Generator, jitter: float = 0.1) -> np.ndarray:
@@ -216,15 +284,18 @@ def stream_batches(name: str, arrays: Dict[str, np.ndarray]) -> Dict[str, np.nda
         return {"image": arrays["image"], **{k: arrays[k] for k in keys}}
     out = {"image": arrays["image"]}
     for task in STREAM_TASKS[name]:
+        # Converted streams say per face which labels exist; an absent label becomes a valid
+        # class id (0) under a zero presence flag, never a negative id the cross-entropy rejects.
+        has = np.asarray(arrays.get(f"has_{task}", one), np.float32)
+        if task == "age":
+            out[B.attr("age")] = np.where(has > 0, arrays["age"], 0.0).astype(np.float32)
+            out[B.has_attr("age")] = has
+            continue
+        value = np.where(has > 0, arrays[task], 0).astype(np.int32)
         if task == "identity":
-            out[B.IDENTITY] = arrays["identity"].astype(np.int32)
-            out[B.HAS_IDENTITY] = one
-        elif task == "age":
-            out[B.attr("age")] = arrays["age"].astype(np.float32)
-            out[B.has_attr("age")] = one
+            out[B.IDENTITY], out[B.HAS_IDENTITY] = value, has
         else:
-            out[B.attr(task)] = arrays[task].astype(np.int32)
-            out[B.has_attr(task)] = one
+            out[B.attr(task)], out[B.has_attr(task)] = value, has
     return out
 
 
@@ -267,8 +338,12 @@ def identity_schedule(num_identities: int, per_identity: int, seed: int) -> np.n
     return np.random.default_rng((seed, 7)).permutation(np.repeat(np.arange(num_identities), per_identity))
 
 
-def prepare(exp, input_size: int, data_dir: str, log: Callable = print) -> Dict[str, Dict[str, np.ndarray]]:
+def prepare(exp, input_size: int, data_dir: str, log: Callable = print,
+            real: Dict[str, Dict[str, np.ndarray]] = None) -> Dict[str, Dict[str, np.ndarray]]:
     """Renders (or reuses) every training stream and test set of ``exp``.
+
+    ``real`` holds the streams read from converted datasets (``real_data.py``); those
+    are not rendered.
 
     Returns:
         ``{"train": {stream: arrays}, "test_scenes": arrays, "test_faces": arrays,
@@ -276,7 +351,8 @@ def prepare(exp, input_size: int, data_dir: str, log: Callable = print) -> Dict[
     """
     spec = {k: v for k, v in sorted(vars(exp).items()) if k not in ("name", "steps_euclidean", "steps_gaussian",
                                                                       "learning_rate", "loss_weights", "batch_sizes",
-                                                                      "scene_eval_scenes")}
+                                                                      "scene_eval_scenes", "tasks", "age_loss",
+                                                                      "init_from", "yaw_bin_faces")}
     text = json.dumps({**spec, "input": input_size, "format": 2}, sort_keys=True, default=str)
     key = hashlib.sha1(text.encode()).hexdigest()[:12]
     root = os.path.join(data_dir, f"allinone-{key}")
@@ -288,25 +364,37 @@ def prepare(exp, input_size: int, data_dir: str, log: Callable = print) -> Dict[
                                  jitter, smile_every, aligned=exp.aligned_crops,
                                  point_noise=exp.point_noise if jitter else 0.0)
 
-    train = {
-        "aflw": _cached(os.path.join(root, "aflw.npz"), lambda: render_scene_proposals(
+    real = dict(real or {})
+    render = {
+        "aflw": lambda: _cached(os.path.join(root, "aflw.npz"), lambda: render_scene_proposals(
             s * 100 + 1, exp.train_scenes, exp.scene_size, input_size, exp.max_faces, exp.jittered_per_face,
             exp.random_per_scene)),
-        "celeba": _cached(os.path.join(root, "celeba.npz"), lambda: crops(
+        "celeba": lambda: _cached(os.path.join(root, "celeba.npz"), lambda: crops(
             s * 100 + 2, exp.attribute_identities, exp.faces_per_identity, exp.identity_seed + 1, smile_every=2)),
-        "imdb_wiki": _cached(os.path.join(root, "imdb_wiki.npz"), lambda: crops(
+        "imdb_wiki": lambda: _cached(os.path.join(root, "imdb_wiki.npz"), lambda: crops(
             s * 100 + 3, exp.attribute_identities, exp.faces_per_identity, exp.identity_seed + 2)),
-        "morph": _cached(os.path.join(root, "morph.npz"), lambda: crops(
+        "morph": lambda: _cached(os.path.join(root, "morph.npz"), lambda: crops(
             s * 100 + 4, exp.attribute_identities, exp.faces_per_identity, exp.identity_seed + 3)),
-        "casia": _cached(os.path.join(root, "casia.npz"), lambda: crops(
+        "casia": lambda: _cached(os.path.join(root, "casia.npz"), lambda: crops(
             s * 100 + 5, exp.train_identities, exp.images_per_identity, exp.identity_seed)),
     }
+    train = {name: real[name] if name in real else render[name]() for name in STREAMS}
     test_scenes = _cached(os.path.join(root, "test_scenes.npz"), lambda: render_scene_proposals(
         s * 100 + 6, exp.test_scenes, exp.scene_size, input_size, exp.max_faces, exp.jittered_per_face,
         exp.random_per_scene, keep_scenes=True))
+    yaw_faces = {}
+    if exp.yaw_bin_faces:
+        yaw = np.abs(test_scenes["face_pose"][:, 0])
+        have = [int(np.sum((yaw >= lo) & ((yaw <= hi) if b == len(YAW_BINS) - 1 else (yaw < hi))))
+                for b, (lo, hi) in enumerate(YAW_BINS)]
+        need = [max(0, exp.yaw_bin_faces - h) for h in have]
+        if sum(need):
+            yaw_faces = _cached(os.path.join(root, f"test_yaw_faces_{exp.yaw_bin_faces}.npz"), lambda: render_yaw_faces(
+                s * 100 + 9, need, YAW_BINS, exp.render_size, input_size, exp.jittered_per_face))
     test_faces = _cached(os.path.join(root, "test_faces.npz"), lambda: crops(
         s * 100 + 7, exp.test_identities, 2, exp.test_identity_seed + 1, smile_every=2, k=exp.eval_proposals))
     verification = _cached(os.path.join(root, "verification.npz"), lambda: crops(
         s * 100 + 8, exp.test_identities, exp.test_images_per_identity, exp.test_identity_seed, jitter=0.0))
     log(f"data ready under {root}: " + ", ".join(f"{k} {len(v['image'])}" for k, v in train.items()))
-    return {"train": train, "test_scenes": test_scenes, "test_faces": test_faces, "verification": verification}
+    return {"train": train, "test_scenes": test_scenes, "test_faces": test_faces, "verification": verification,
+            "test_yaw_faces": yaw_faces}

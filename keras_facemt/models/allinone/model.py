@@ -30,6 +30,7 @@ from typing import Sequence, Tuple
 
 import keras
 
+from keras_facemt.layers.domain_batch_norm import DomainBatchNorm
 from keras_facemt.models.allinone.config import PRESETS, AllInOneConfig, fusion_window  # noqa: F401 (registry)
 from keras_facemt.models.allinone.serving import serving_spec  # noqa: F401  (registry entry)
 
@@ -37,11 +38,14 @@ CONFIG_CLASS = AllInOneConfig
 NUM_POSE = 3  # yaw, pitch, roll (schema order), degrees
 
 
-def _conv(x, filters: int, kernel: int, stride: int, padding: str, batch_norm: bool, name: str):
-    """Conv -> [BN] -> channel-wise PReLU (Sec. III-B: PReLU activations)."""
+def _conv(x, filters: int, kernel: int, stride: int, padding: str, batch_norm: bool, name: str, domain=None,
+          bn_domains: int = 1):
+    """Conv -> [BN, per dataset when ``domain`` is given] -> channel-wise PReLU (Sec. III-B: PReLU activations)."""
     x = keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=not batch_norm,
                             kernel_initializer="he_normal", name=f"{name}_conv")(x)
-    if batch_norm:
+    if batch_norm and domain is not None:
+        x = DomainBatchNorm(bn_domains, name=f"{name}_bn")(x, domain)
+    elif batch_norm:
         x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
     return keras.layers.PReLU(shared_axes=[1, 2], name=f"{name}_prelu")(x)
 
@@ -67,7 +71,7 @@ def build_allinone(*, image_size: int = 48, convs: Sequence[Tuple] = (), pool_si
                    task_fc: int = 64, subject_fc: Tuple[int, int] = (128, 64), identity_fc: int = 256,
                    descriptor_dim: int = 128, num_identities: int = 300, num_landmarks: int = 21,
                    batch_norm: bool = True, dropout: float = 0.0, age_offset: float = 40.0, age_scale: float = 20.0,
-                   pose_scale: float = 90.0, name: str = "allinone") -> keras.Model:
+                   pose_scale: float = 90.0, bn_domains: int = 1, name: str = "allinone") -> keras.Model:
     """Builds the All-in-One training graph.
 
     Args:
@@ -88,6 +92,8 @@ def build_allinone(*, image_size: int = 48, convs: Sequence[Tuple] = (), pool_si
         dropout: dropout after the hidden FCs.
         age_offset, age_scale: ``age = age_offset + age_scale * raw`` in years.
         pose_scale: ``pose = pose_scale * raw`` in degrees.
+        bn_domains: above 1, every BN keeps one set of statistics per training
+            dataset, selected by the ``domain`` input (int32 ``[B]``).
         name: model name.
 
     Returns:
@@ -99,10 +105,15 @@ def build_allinone(*, image_size: int = 48, convs: Sequence[Tuple] = (), pool_si
         [B, descriptor_dim]`` and ``"identity_logits": [B, num_identities]}``.
     """
     image = keras.Input((int(image_size), int(image_size), 3), name="image")
+    inputs = {"image": image}
+    bn = {}
+    if int(bn_domains) > 1:
+        inputs["domain"] = keras.Input((), dtype="int32", name="domain")
+        bn = {"domain": inputs["domain"], "bn_domains": int(bn_domains)}
     x = keras.layers.Rescaling(2.0, offset=-1.0, name="standardize")(image)
     maps = {}
     for k, (filters, kernel, stride, padding, pool) in enumerate(convs[:6], start=1):
-        x = _conv(x, filters, kernel, stride, padding, batch_norm, f"conv{k}")
+        x = _conv(x, filters, kernel, stride, padding, batch_norm, f"conv{k}", **bn)
         if pool:
             x = _pool(x, pool_size, pool_stride, f"pool{k}")
         maps[k] = x
@@ -111,11 +122,11 @@ def build_allinone(*, image_size: int = 48, convs: Sequence[Tuple] = (), pool_si
     fused = []
     for k in (1, 3):
         kern, stride = fusion_window(int(maps[k].shape[1]), fused_size)
-        fused.append(_conv(maps[k], fused_channels, kern, stride, "valid", batch_norm, f"fuse{k}"))
+        fused.append(_conv(maps[k], fused_channels, kern, stride, "valid", batch_norm, f"fuse{k}", **bn))
     kern, stride = fusion_window(int(maps[5].shape[1]), fused_size)
     fused.append(keras.layers.MaxPooling2D(kern, stride, padding="valid", name="fuse5_pool")(maps[5]))
     h = keras.layers.Concatenate(name="fuse_concat")(fused)
-    h = _conv(h, reduced_channels, 1, 1, "valid", batch_norm, "fuse_reduce")
+    h = _conv(h, reduced_channels, 1, 1, "valid", batch_norm, "fuse_reduce", **bn)
     h = keras.layers.Flatten(name="fuse_flatten")(h)
     h = _fc(h, shared_fc, dropout, "shared")
 
@@ -142,14 +153,14 @@ def build_allinone(*, image_size: int = 48, convs: Sequence[Tuple] = (), pool_si
             raw = keras.layers.Dense(1, name="age_out")(t)
             outputs["age"] = keras.layers.Rescaling(float(age_scale), offset=float(age_offset), name="age")(raw)
     filters, kernel, stride, padding, pool = convs[6]
-    z = _conv(maps[6], filters, kernel, stride, padding, batch_norm, "conv7")
+    z = _conv(maps[6], filters, kernel, stride, padding, batch_norm, "conv7", **bn)
     z = keras.layers.Flatten(name="conv7_flatten")(_pool(z, pool_size, pool_stride, "pool7"))
     z = _fc(z, identity_fc, dropout, "identity1")
     descriptor = keras.layers.Dense(descriptor_dim, name="embedding")(z)
     outputs["embedding"] = descriptor
     outputs["identity_logits"] = keras.layers.Dense(num_identities, name="identity_logits")(
         keras.layers.PReLU(name="identity2_prelu")(descriptor))
-    return keras.Model({"image": image}, outputs, name=name)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def model_args(config: AllInOneConfig) -> dict:

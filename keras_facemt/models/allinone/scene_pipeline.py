@@ -193,8 +193,13 @@ def stage2(model, image: np.ndarray, landmarks: np.ndarray, boxes: np.ndarray, i
 
 def scene_metrics(model, scenes: Dict, input_size: int, prior: np.ndarray, count: int,
                   cfg: SceneDetectorConfig = SceneDetectorConfig(), aligned: bool = False,
-                  train_majority: Dict[str, int] = None, train_mean_age: float = None) -> Dict[str, object]:
+                  train_majority: Dict[str, int] = None, train_mean_age: float = None,
+                  fp_counts: Sequence[int] = (0, 1, 2, 5, 10, 20, 50)) -> Dict[str, object]:
     """AP at IoU 0.5 of stage 1 on the first ``count`` test scenes, and stage 2 on its detections.
+
+    Beside AP, the FDDB-style discrete ROC (``metrics.detection_roc``): the share
+    of faces found (IoU >= 0.5) at each of ``fp_counts`` false positives over all
+    ``count`` scenes, for the model and for the random-score windows.
 
     Faces smaller than the smallest window are marked "ignore" (they get no
     candidate, as faces Selective Search misses in the paper's FDDB discussion).
@@ -204,6 +209,7 @@ def scene_metrics(model, scenes: Dict, input_size: int, prior: np.ndarray, count
     the training mean age where given.
     """
     from keras_facemt.metrics.detection_ap import average_precision
+    from keras_facemt.metrics.detection_roc import detection_roc
 
     rng = np.random.default_rng(0)
     dets, base, gts = [], [], []
@@ -244,6 +250,10 @@ def scene_metrics(model, scenes: Dict, input_size: int, prior: np.ndarray, count
               "scenes": count, "faces": int(ap["num_positives"]),
               "recall": float(ap["recall"][-1]) if len(ap["recall"]) else 0.0,
               "stage2": {"aligned": bool(aligned), "faces": len(truth["age"])}}
+    if ap["num_positives"]:
+        result["roc_tpr_at_fp"] = {str(k): v for k, v in detection_roc(dets, gts, fp_counts)["tpr_at"].items()}
+        result["random_window_roc_tpr_at_fp"] = {str(k): v for k, v in
+                                                 detection_roc(base, gts, fp_counts)["tpr_at"].items()}
     if truth["age"]:
         t = {k: np.asarray(v) for k, v in truth.items()}
         s2 = result["stage2"]

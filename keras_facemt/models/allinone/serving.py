@@ -41,10 +41,13 @@ def serving_spec(config) -> ServingSpec:
 
 
 def build_serving_graph(model: keras.Model, config) -> keras.Model:
-    """``{"image": [B, S, S, 3]}`` -> the ``SERVED`` outputs of the training graph ``model``."""
+    """``{"image": [B, S, S, 3]}`` (plus ``"domain": [B]`` with per-dataset BN) -> the ``SERVED`` outputs."""
     del config
     image = keras.Input(tuple(model.input["image"].shape[1:]) if isinstance(model.input, dict)
                         else tuple(model.inputs[0].shape[1:]), name="image")
-    out = model({"image": image}, training=False)
+    inputs = {"image": image}
+    if isinstance(model.input, dict) and "domain" in model.input:  # per-dataset BN: the caller picks the domain
+        inputs["domain"] = keras.Input((), dtype="int32", name="domain")
+    out = model(inputs, training=False)
     served = {k: keras.layers.Identity(name=k)(out[k]) for k in SERVED}
-    return keras.Model({"image": image}, served, name="allinone_serving")
+    return keras.Model(inputs, served, name="allinone_serving")
