@@ -1,0 +1,58 @@
+"""``recipes/ablate_ifan.py --investigate-iterations`` (reports/ifan_iterations.md): one tiny variant end to end."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("ablate_ifan", os.path.join(ROOT, "recipes", "ablate_ifan.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_variants_change_one_factor_each():
+    from keras_facemt.models.ifan.experiments import get_experiment
+
+    base = get_experiment("ifan_3t_smoke")
+    runs = {name: exp for name, _, exp in _recipe().investigation_variants(base, 2)}
+    assert all(exp.iterations == 2 for exp in runs.values())
+    cfg = {name: exp.model_config() for name, exp in runs.items()}
+    assert cfg["every_block"].feedback_to == "every_block" and cfg["baseline"].feedback_to == "first_conv"
+    assert cfg["iteration_bn"].iteration_bn and not cfg["baseline"].iteration_bn
+    assert not cfg["no_reencoders"].reencoders
+    assert runs["literal"].literal_stage2 and not runs["baseline"].literal_stage2
+    assert runs["baseline_seed1"].seed == base.seed + 1
+    assert runs["longer"].finetune_epochs > base.finetune_epochs
+    # The shared smoke experiment itself is left as it is.
+    assert base.iterations == 1 and base.finetune_epochs == 3.0
+
+
+def test_study_needs_an_interaction(tmp_path, capsys):
+    code = _recipe().main(["--investigate-iterations", "--experiment", "ifan_multihost_check", "--iter", "0",
+                           "--out-dir", str(tmp_path / "out")])
+    assert code == 2 and "ITER >= 1" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_one_tiny_variant_end_to_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FACEMT_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "study"
+    code = _recipe().main(["--investigate-iterations", "--experiment", "ifan_multihost_check", "--iter", "1",
+                           "--only", "iteration_bn", "--out-dir", str(out)])
+    assert code == 0, capsys.readouterr().err
+    run_config = json.load(open(out / "iteration_bn" / "run_config.json"))
+    assert run_config["config"]["iteration_bn"] is True
+    md = open(out / "iterations.md").read()
+    assert "| Per-iteration BN | Iter0 |" in md and "| Per-iteration BN | Iter1 |" in md
+    study = json.load(open(out / "iterations.json"))
+    run = study["runs"]["iteration_bn"]
+    assert set(run["final"]["landmarks"]) == {"iter_0", "iter_1"}
+    nme = run["final"]["landmarks"]
+    assert run["changes"]["landmarks"] == pytest.approx(nme["iter_1"]["nme"] - nme["iter_0"]["nme"])
+    assert run["changes"]["parsing"] is None  # not a task of this experiment
