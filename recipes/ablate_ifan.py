@@ -94,10 +94,10 @@ def investigation_variants(base, iterations: int):
         ("every_block", "Feedback to every block", _with_model(full, feedback_to="every_block")),
         ("iteration_bn", "Per-iteration BN", _with_model(full, iteration_bn=True)),
         ("literal", "Literal Algorithm 1 stage 2", dataclasses.replace(full, literal_stage2=True)),
-        ("every_block_iteration_bn", "Every block + per-iteration BN",
-         _with_model(full, feedback_to="every_block", iteration_bn=True)),
         ("longer", f"Stage 2 x{LONGER_FINETUNE:g}",
          dataclasses.replace(full, finetune_epochs=full.finetune_epochs * LONGER_FINETUNE)),
+        ("every_block_iteration_bn", "Every block + per-iteration BN",
+         _with_model(full, feedback_to="every_block", iteration_bn=True)),
     ]
 
 

@@ -40,10 +40,24 @@ def test_study_needs_an_interaction(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "out")
 
 
+def _tiny_study_experiment():
+    from keras_facemt.models.ifan.experiments import IFANExperiment, TaskData
+
+    # Two tasks, 16x16 faces, no stage 1 and two stage-2 updates: the pipeline, not the result.
+    return IFANExperiment(
+        name="ifan_iteration_study_tiny", description="two updates of landmarks and emotion",
+        data=(TaskData("landmarks", "webcam", 8, 8, 8), TaskData("emotion", "outdoor", 8, 8, 8)),
+        model_preset="tiny", iterations=1, image_size=16, pretrain_epochs=0.0, finetune_epochs=1.0,
+        eval_points=1, steps_per_loop=2, eval_batch_size=8, num_predictions=1, calibration_batches=1)
+
+
 def test_one_tiny_variant_end_to_end(tmp_path, monkeypatch, capsys):
+    from keras_facemt.models.ifan import experiments
+
     monkeypatch.setenv("FACEMT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(experiments.EXPERIMENTS, "ifan_iteration_study_tiny", _tiny_study_experiment)
     out = tmp_path / "study"
-    code = _recipe().main(["--investigate-iterations", "--experiment", "ifan_multihost_check", "--iter", "1",
+    code = _recipe().main(["--investigate-iterations", "--experiment", "ifan_iteration_study_tiny",
                            "--only", "iteration_bn", "--out-dir", str(out)])
     assert code == 0, capsys.readouterr().err
     run_config = json.load(open(out / "iteration_bn" / "run_config.json"))
