@@ -71,7 +71,7 @@ def variants(base, iterations: int):
 
 
 # Stage-2 length of the ``longer`` investigation variant, in multiples of the base's.
-LONGER_FINETUNE = 3.0
+LONGER_FINETUNE = 2.0
 
 
 def _with_model(exp, **fields):
@@ -90,10 +90,10 @@ def investigation_variants(base, iterations: int):
     return [
         ("baseline", "As is", full),
         ("baseline_seed1", f"As is, seed {full.seed + 1}", dataclasses.replace(full, seed=full.seed + 1)),
-        ("no_reencoders", "Without re-encoders", _with_model(full, reencoders=False)),
         ("every_block", "Feedback to every block", _with_model(full, feedback_to="every_block")),
         ("iteration_bn", "Per-iteration BN", _with_model(full, iteration_bn=True)),
         ("literal", "Literal Algorithm 1 stage 2", dataclasses.replace(full, literal_stage2=True)),
+        ("no_reencoders", "Without re-encoders", _with_model(full, reencoders=False)),
         ("longer", f"Stage 2 x{LONGER_FINETUNE:g}",
          dataclasses.replace(full, finetune_epochs=full.finetune_epochs * LONGER_FINETUNE)),
         ("every_block_iteration_bn", "Every block + per-iteration BN",
@@ -145,11 +145,37 @@ def investigation_markdown(experiment: str, iterations: int, runs, all_results, 
             a, b = (all_results[n]["final"].get(task, {}) for n in ("baseline", "baseline_seed1"))
             last = f"iter_{iterations}"
             noise.append("-" if last not in a or last not in b else f"{100 * abs(a[last][key] - b[last][key]):.2f}")
+        change_noise = []
+        for task, key, _ in COLUMNS:
+            a, b = (iteration_change(all_results[n], task, key) for n in ("baseline", "baseline_seed1"))
+            change_noise.append("-" if a is None or b is None else f"{100 * abs(a - b):.2f}")
         lines += ["", "Run-to-run noise (|seed 0 - seed 1| of the unchanged model at "
                   f"Iter{iterations}, points): " + ", ".join(
-                      f"{c} {n}" for (_, _, c), n in zip(COLUMNS, noise))]
+                      f"{c} {n}" for (_, _, c), n in zip(COLUMNS, noise)),
+                  f"... of its Iter{iterations} - Iter0 change: " + ", ".join(
+                      f"{c} {n}" for (_, _, c), n in zip(COLUMNS, change_noise))]
     lines += ["", f"Machine: {machine}", f"Total time: {seconds:.0f} s", ""]
     return "\n".join(lines)
+
+
+def finished_results(model_dir: str, exp):
+    """The ``results.json`` of a finished run of exactly ``exp`` in ``model_dir``, else None.
+
+    An interrupted ablation or study then skips its finished runs instead of
+    restoring and re-evaluating them; a run of another experiment is not reused.
+    """
+    import json
+
+    from keras_facemt.io import finite_json
+    from keras_facemt.training.runner import RESULTS_JSON
+
+    path = os.path.join(model_dir, RESULTS_JSON)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        results = json.load(f)
+    same = results.get("experiment_config") == json.loads(json.dumps(finite_json(dataclasses.asdict(exp))))
+    return results if same else None
 
 
 def _pct(v):
@@ -188,7 +214,7 @@ def main(argv=None) -> int:
         from keras_facemt.models.ifan.reports import _finite
         from keras_facemt.io import write_json_atomic, write_text_atomic
         from keras_facemt.models.registry import get_system
-        from keras_facemt.training.runner import RunContext, run_experiment
+        from keras_facemt.training.runner import RESULTS_JSON, RunContext, run_experiment
 
         base = get_experiment(args.experiment)
         iterations = base.iterations if args.iter is None else args.iter
@@ -207,6 +233,11 @@ def main(argv=None) -> int:
         for name, label, exp in runs:
             model_dir = os.path.join(args.out_dir, name)
             print(f"=== {name}: {label} (tasks {list(exp.tasks)}, ITER={exp.iterations}) -> {model_dir}", flush=True)
+            finished = finished_results(model_dir, exp)
+            if finished is not None:
+                print(f"    finished before with this experiment: reading {RESULTS_JSON}", flush=True)
+                all_results[name] = finished
+                continue
             # An interrupted ablation continues where each run stopped.
             context = RunContext(model_dir, cache_dir=args.cache_dir,
                                  resume=os.path.isdir(os.path.join(model_dir, "checkpoints")))
