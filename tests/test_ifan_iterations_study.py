@@ -70,3 +70,25 @@ def test_one_tiny_variant_end_to_end(tmp_path, monkeypatch, capsys):
     nme = run["final"]["landmarks"]
     assert run["changes"]["landmarks"] == pytest.approx(nme["iter_1"]["nme"] - nme["iter_0"]["nme"])
     assert run["changes"]["parsing"] is None  # not a task of this experiment
+    # Run again: the finished run is read back, not trained again, and gives the same table.
+    mtime = os.path.getmtime(out / "iteration_bn" / "results.json")
+    capsys.readouterr()
+    assert _recipe().main(["--investigate-iterations", "--experiment", "ifan_iteration_study_tiny",
+                           "--only", "iteration_bn", "--out-dir", str(out)]) == 0
+    assert "finished before" in capsys.readouterr().out
+    assert os.path.getmtime(out / "iteration_bn" / "results.json") == mtime
+    assert open(out / "iterations.md").read().split("Machine:")[0] == md.split("Machine:")[0]
+
+
+def test_a_finished_run_is_reused_only_for_the_same_experiment(tmp_path):
+    import dataclasses
+
+    from keras_facemt.models.ifan.experiments import get_experiment
+
+    recipe = _recipe()
+    exp = get_experiment("ifan_3t_smoke", iterations=2)
+    assert recipe.finished_results(str(tmp_path), exp) is None
+    with open(tmp_path / "results.json", "w") as f:
+        json.dump({"experiment_config": dataclasses.asdict(exp), "final": {}}, f)
+    assert recipe.finished_results(str(tmp_path), exp)["final"] == {}
+    assert recipe.finished_results(str(tmp_path), dataclasses.replace(exp, literal_stage2=True)) is None
