@@ -43,11 +43,11 @@ def test_study_needs_an_interaction(tmp_path, capsys):
 def _tiny_study_experiment():
     from keras_facemt.models.ifan.experiments import IFANExperiment, TaskData
 
-    # Two tasks, 16x16 faces, no stage 1 and two stage-2 updates: the pipeline, not the result.
+    # Two tasks, 32x32 faces, no stage 1 and two stage-2 updates: the pipeline, not the result.
     return IFANExperiment(
         name="ifan_iteration_study_tiny", description="two updates of landmarks and emotion",
         data=(TaskData("landmarks", "webcam", 8, 8, 8), TaskData("emotion", "outdoor", 8, 8, 8)),
-        model_preset="tiny", iterations=1, image_size=16, pretrain_epochs=0.0, finetune_epochs=1.0,
+        model_preset="tiny", iterations=1, image_size=32, pretrain_epochs=0.0, finetune_epochs=1.0,
         eval_points=1, steps_per_loop=2, eval_batch_size=8, num_predictions=1, calibration_batches=1)
 
 
