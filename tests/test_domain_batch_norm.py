@@ -45,6 +45,30 @@ def test_frozen_domain_ignores_input_domain():
     np.testing.assert_allclose(out, (x - 1.0) / np.sqrt(1 + 1e-3), atol=1e-5)
 
 
+def test_affine_domains_share_gamma_beta_across_statistic_sets():
+    """K=4 statistic sets, A=2 affine sets: set k is normalised by its own statistics and uses affine set k % 2."""
+    import pytest
+
+    x = np.random.default_rng(2).normal(size=(4, 3)).astype("float32")
+    layer = DomainBatchNorm(num_domains=4, affine_domains=2, epsilon=0.0)
+    layer.build((None, 3))
+    assert layer.gamma.shape == (2, 3) and layer.beta.shape == (2, 3) and layer.moving_mean.shape == (4, 3)
+    layer.gamma.assign(np.array([[2.0] * 3, [3.0] * 3], "float32"))
+    layer.beta.assign(np.array([[0.5] * 3, [-1.0] * 3], "float32"))
+    layer.moving_mean.assign(np.arange(4, dtype="float32")[:, None] * np.ones((1, 3), "float32"))
+    d = np.array([0, 1, 2, 3], "int32")
+    out = layer(x, domain=d, training=False).numpy()
+    gamma, beta = np.array([2.0, 3.0, 2.0, 3.0])[:, None], np.array([0.5, -1.0, 0.5, -1.0])[:, None]
+    np.testing.assert_allclose(out, gamma * (x - d[:, None]) + beta, atol=1e-5)
+    # Training mode gathers the same affine sets (batch statistics of single examples: x - x = 0;
+    # an epsilon keeps their zero variance finite).
+    layer.epsilon = 1e-3
+    np.testing.assert_allclose(layer(x, domain=d, training=True).numpy(), np.repeat(beta, 3, axis=1), atol=1e-5)
+    assert DomainBatchNorm.from_config(layer.get_config()).affine_domains == 2
+    with pytest.raises(ValueError, match="affine_domains"):
+        DomainBatchNorm(num_domains=3, affine_domains=2)
+
+
 def test_synchronised_across_replicas():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     rng = np.random.default_rng(2)

@@ -25,6 +25,8 @@ class ConvBnAct(keras.layers.Layer):
             TFLite op.
         num_domains: BN statistic sets (``1`` is shared BN).
         frozen_domain: if set, BN always uses this domain.
+        affine_domains: gamma / beta sets of the BN (``None``: one per statistic
+            set; see ``DomainBatchNorm``).
         preactivation: if True the order is ``BN -> activation -> Conv2D`` (the
             DenseNet unit). The convolution has no bias either way: a BN shift
             precedes or follows it.
@@ -42,7 +44,7 @@ class ConvBnAct(keras.layers.Layer):
 
     def __init__(self, filters, kernel_size=3, strides=1, activation="relu", num_domains=1,
                  frozen_domain=None, preactivation=False, dropout=0.0,
-                 kernel_initializer="he_normal", **kwargs):
+                 kernel_initializer="he_normal", affine_domains=None, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_size = int(kernel_size)
@@ -53,6 +55,7 @@ class ConvBnAct(keras.layers.Layer):
         self.preactivation = bool(preactivation)
         self.dropout = float(dropout)
         self.kernel_initializer = kernel_initializer
+        self.affine_domains = None if affine_domains is None else int(affine_domains)
         self.conv = keras.layers.Conv2D(
             self.filters, self.kernel_size, strides=self.strides, padding="same", use_bias=False,
             kernel_initializer=kernel_initializer, dtype=self.dtype_policy, name="conv",
@@ -60,7 +63,8 @@ class ConvBnAct(keras.layers.Layer):
         # autocast=False: the BN statistics must be read in float32 under a
         # mixed-precision policy (the layer normalises in float32 internally).
         self.bn = DomainBatchNorm(num_domains=self.num_domains, frozen_domain=frozen_domain,
-                                  dtype=self.dtype_policy, autocast=False, name="bn")
+                                  affine_domains=self.affine_domains, dtype=self.dtype_policy,
+                                  autocast=False, name="bn")
         if activation == "prelu":
             self.act = keras.layers.PReLU(shared_axes=[1, 2], dtype=self.dtype_policy, name="act")
         else:
@@ -109,5 +113,6 @@ class ConvBnAct(keras.layers.Layer):
             dropout=self.dropout,
             kernel_initializer=self.kernel_initializer if isinstance(self.kernel_initializer, str)
             else keras.initializers.serialize(keras.initializers.get(self.kernel_initializer)),
+            affine_domains=self.affine_domains,
         )
         return config

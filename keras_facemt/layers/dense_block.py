@@ -25,6 +25,8 @@ class DenseBlock(keras.layers.Layer):
         growth_rate: channels each convolution adds.
         num_domains: BN statistic sets (``1`` is shared BN).
         frozen_domain: if set, BN always uses this domain.
+        affine_domains: gamma / beta sets of the BN (``None``: one per statistic
+            set; see ``DomainBatchNorm``).
         dropout: dropout rate after each convolution.
         return_new_only: if True return only the ``num_layers * growth_rate`` new
             channels (the up-sampling path of FC-DenseNet), else the input
@@ -43,7 +45,7 @@ class DenseBlock(keras.layers.Layer):
     """
 
     def __init__(self, num_layers, growth_rate, num_domains=1, frozen_domain=None, dropout=0.0,
-                 return_new_only=False, **kwargs):
+                 return_new_only=False, affine_domains=None, **kwargs):
         super().__init__(**kwargs)
         self.num_layers = int(num_layers)
         self.growth_rate = int(growth_rate)
@@ -51,6 +53,7 @@ class DenseBlock(keras.layers.Layer):
         self.frozen_domain = frozen_domain
         self.dropout = float(dropout)
         self.return_new_only = bool(return_new_only)
+        self.affine_domains = None if affine_domains is None else int(affine_domains)
         if self.num_layers < 1:
             raise ValueError(f"num_layers must be >= 1. Received: num_layers={num_layers}")
         if self.growth_rate < 1:
@@ -58,7 +61,8 @@ class DenseBlock(keras.layers.Layer):
         # autocast=False keeps the BN statistics float32 under mixed precision.
         self.norms = [
             DomainBatchNorm(num_domains=self.num_domains, frozen_domain=frozen_domain,
-                            dtype=self.dtype_policy, autocast=False, name=f"layer_{i}_bn")
+                            affine_domains=self.affine_domains, dtype=self.dtype_policy, autocast=False,
+                            name=f"layer_{i}_bn")
             for i in range(self.num_layers)
         ]
         self.convs = [
@@ -114,5 +118,6 @@ class DenseBlock(keras.layers.Layer):
             frozen_domain=self.frozen_domain,
             dropout=self.dropout,
             return_new_only=self.return_new_only,
+            affine_domains=self.affine_domains,
         )
         return config

@@ -30,6 +30,11 @@ class DomainBatchNorm(keras.layers.Layer):
         frozen_domain: if set, ignore the domain input and always use this domain
             (the export-time "freeze to one dataset" switch).
         center, scale: learn per-domain beta / gamma.
+        affine_domains: A, the number of gamma / beta sets (``None``: one per
+            statistic set). With ``A < K`` (``K`` a multiple of ``A``) statistic set
+            ``k`` uses affine set ``k % A``: iFAN's per-iteration BN keeps one set of
+            statistics per (iteration, dataset), ids ``iteration * A + dataset``,
+            and one affine transform per dataset.
 
     Call arguments:
         x: ``[batch, ..., channels]`` features.
@@ -41,10 +46,15 @@ class DomainBatchNorm(keras.layers.Layer):
     """
 
     def __init__(self, num_domains=1, momentum=0.99, epsilon=1e-3, frozen_domain=None,
-                 center=True, scale=True, **kwargs):
+                 center=True, scale=True, affine_domains=None, **kwargs):
         super().__init__(**kwargs)
         if int(num_domains) < 1:
             raise ValueError(f"num_domains must be >= 1. Received: num_domains={num_domains}")
+        affine = int(num_domains) if affine_domains is None else int(affine_domains)
+        if affine < 1 or int(num_domains) % affine:
+            raise ValueError(f"affine_domains must divide num_domains={num_domains}. "
+                             f"Received: affine_domains={affine_domains}")
+        self.affine_domains = affine
         if frozen_domain is not None and not 0 <= int(frozen_domain) < int(num_domains):
             raise ValueError(
                 f"frozen_domain must be in [0, {num_domains}). Received: frozen_domain={frozen_domain}"
@@ -59,10 +69,10 @@ class DomainBatchNorm(keras.layers.Layer):
 
     def build(self, x_shape, domain_shape=None):
         c = x_shape[-1]
-        k = self.num_domains
-        self.gamma = self.add_weight(shape=(k, c), initializer="ones", name="gamma", trainable=self.scale,
+        k, a = self.num_domains, self.affine_domains
+        self.gamma = self.add_weight(shape=(a, c), initializer="ones", name="gamma", trainable=self.scale,
                                      autocast=False)
-        self.beta = self.add_weight(shape=(k, c), initializer="zeros", name="beta", trainable=self.center,
+        self.beta = self.add_weight(shape=(a, c), initializer="zeros", name="beta", trainable=self.center,
                                     autocast=False)
         self.moving_mean = self.add_weight(shape=(k, c), initializer="zeros", name="moving_mean",
                                            trainable=False, aggregation="only_first_replica", autocast=False)
@@ -80,6 +90,14 @@ class DomainBatchNorm(keras.layers.Layer):
         if d is not None:
             return ops.full((ops.shape(x)[0],), d, dtype="int32")
         return ops.cast(ops.reshape(domain, (-1,)), "int32")
+
+    def _affine(self):
+        """gamma and beta ``[K, C]`` float32: affine set ``k % A`` for statistic set ``k``."""
+        gamma, beta = ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32")
+        repeats = self.num_domains // self.affine_domains
+        if repeats > 1:
+            gamma, beta = ops.tile(gamma, (repeats, 1)), ops.tile(beta, (repeats, 1))
+        return gamma, beta
 
     def _broadcast(self, per_example, x):
         # [batch, C] -> [batch, 1, ..., 1, C] to match x's rank.
@@ -103,8 +121,8 @@ class DomainBatchNorm(keras.layers.Layer):
             + (1 - present) * self.moving_variance
         )
         mean, var = ops.take(mean_k, ids, axis=0), ops.take(var_k, ids, axis=0)
-        gamma = ops.take(ops.cast(self.gamma, "float32"), ids, axis=0)
-        beta = ops.take(ops.cast(self.beta, "float32"), ids, axis=0)
+        gamma_k, beta_k = self._affine()
+        gamma, beta = ops.take(gamma_k, ids, axis=0), ops.take(beta_k, ids, axis=0)
         inv = gamma * ops.rsqrt(var + self.epsilon)
         y = xf * self._broadcast(inv, xf) + self._broadcast(beta - mean * inv, xf)
         return ops.cast(y, in_dtype)
@@ -116,8 +134,9 @@ class DomainBatchNorm(keras.layers.Layer):
         and each use costs one gather per table, a multiply and an add (four ops per
         BN instead of a dozen: fewer tensors keep small int8 TFLite files small).
         """
-        scale_k = ops.cast(self.gamma, "float32") * ops.rsqrt(self.moving_variance + self.epsilon)  # [K, C]
-        offset_k = ops.cast(self.beta, "float32") - self.moving_mean * scale_k
+        gamma_k, beta_k = self._affine()
+        scale_k = gamma_k * ops.rsqrt(self.moving_variance + self.epsilon)  # [K, C]
+        offset_k = beta_k - self.moving_mean * scale_k
         d = self._fixed_domain(domain)
         if d is not None:
             return x * scale_k[d] + offset_k[d]
@@ -162,5 +181,6 @@ class DomainBatchNorm(keras.layers.Layer):
             frozen_domain=self.frozen_domain,
             center=self.center,
             scale=self.scale,
+            affine_domains=self.affine_domains,
         )
         return config

@@ -10,8 +10,20 @@ per-dataset ``DomainBatchNorm`` (Sec. 3.3).
 The task integrator's feedback (Eq. 4) enters at every resolution S/2**l,
 l = 0..num_levels: the down block at that resolution (l < num_levels) or the first
 up block (l = num_levels, the coarsest map) receives it as context of its first
-convolution. Without feedback (iteration 0) the context is zeros, i.e. the plain
-network with the very same weights.
+convolution (``feedback_to="first_conv"``, the default). With
+``feedback_to="every_block"`` every dense block, the up path's included, receives
+the feedback of its resolution, so the maps the parsing decoder reads are
+conditioned on it directly and not only through the skip connections. Without
+feedback (iteration 0) the context is zeros, i.e. the plain network with the very
+same weights.
+
+The backbone runs once per interaction iteration with shared weights, so by default
+one BN layer normalises every iteration with the same statistics, although the
+feedback shifts the activations from iteration to iteration. With
+``iteration_bn_sets = ITER + 1`` every BN keeps separate statistics per
+(iteration, dataset), selected like the per-dataset statistics by gathering with the
+id ``iteration * num_domains + domain`` (no ``tf.switch_case``: the model still
+exports), while gamma and beta stay shared by the iterations.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from keras import ops
 from keras_facemt.layers.conv_bn_act import ConvBnAct
 from keras_facemt.layers.dense_block import DenseBlock
 from keras_facemt.layers.subpixel import SubPixelUpsampling
+from keras_facemt.models.ifan.config import FEEDBACK_TARGETS
 
 
 @keras.saving.register_keras_serializable(package="keras_facemt")
@@ -38,12 +51,19 @@ class FCDenseNetBackbone(keras.layers.Layer):
         num_domains: BN statistic sets (``1`` is shared BN).
         frozen_domain: if set, BN always uses this domain.
         dropout: dropout rate after each dense-block convolution.
+        feedback_to: ``"first_conv"``: the down blocks and the coarsest up block
+            receive the feedback (first convolution of each); ``"every_block"``:
+            every down and up block does.
+        iteration_bn_sets: BN statistic sets per dataset, one per interaction
+            iteration (``1``: all iterations share the statistics).
 
     Call arguments:
         x: ``[batch, S, S, C]`` stem features.
         domain: int ``[batch]`` domain ids.
         feedback: ``None`` or a list of L + 1 tensors, entry l of shape
             ``[batch, S / 2**l, S / 2**l, F]``. ``None`` means zero feedback.
+        iteration: python int, the interaction iteration (selects the BN
+            statistics when ``iteration_bn_sets > 1``).
         training: bool.
 
     Returns:
@@ -55,7 +75,7 @@ class FCDenseNetBackbone(keras.layers.Layer):
     """
 
     def __init__(self, num_levels, layers_per_block, growth_rate, feedback_filters=0, num_domains=1,
-                 frozen_domain=None, dropout=0.0, **kwargs):
+                 frozen_domain=None, dropout=0.0, feedback_to="first_conv", iteration_bn_sets=1, **kwargs):
         super().__init__(**kwargs)
         self.num_levels = int(num_levels)
         self.layers_per_block = int(layers_per_block)
@@ -64,12 +84,23 @@ class FCDenseNetBackbone(keras.layers.Layer):
         self.num_domains = int(num_domains)
         self.frozen_domain = frozen_domain
         self.dropout = float(dropout)
+        self.feedback_to = feedback_to
+        self.iteration_bn_sets = int(iteration_bn_sets)
         if self.num_levels < 1:
             raise ValueError(f"num_levels must be >= 1. Received: num_levels={num_levels}")
+        if feedback_to not in FEEDBACK_TARGETS:
+            raise ValueError(f"feedback_to must be one of {list(FEEDBACK_TARGETS)}. Received: feedback_to={feedback_to!r}")
+        if self.iteration_bn_sets < 1:
+            raise ValueError(f"iteration_bn_sets must be >= 1. Received: iteration_bn_sets={iteration_bn_sets}")
         new = self.layers_per_block * self.growth_rate
+        # Per-iteration statistics: K * sets statistic sets, K affine sets; the ids are
+        # computed here, so the frozen domain is applied here too.
+        per_iteration = self.iteration_bn_sets > 1
+        bn = dict(num_domains=self.num_domains * self.iteration_bn_sets,
+                  frozen_domain=None if per_iteration else frozen_domain,
+                  affine_domains=self.num_domains if per_iteration else None)
         block_args = dict(num_layers=self.layers_per_block, growth_rate=self.growth_rate,
-                          num_domains=self.num_domains, frozen_domain=frozen_domain,
-                          dropout=self.dropout, dtype=self.dtype_policy)
+                          dropout=self.dropout, dtype=self.dtype_policy, **bn)
         self.down_blocks = [DenseBlock(**block_args, name=f"down_{l}") for l in range(self.num_levels)]
         self.pools = [keras.layers.AveragePooling2D(2, dtype=self.dtype_policy, name=f"down_{l}_pool")
                       for l in range(self.num_levels)]
@@ -81,10 +112,15 @@ class FCDenseNetBackbone(keras.layers.Layer):
         self.upsamplers = [SubPixelUpsampling(new, 2, dtype=self.dtype_policy, name=f"up_{j}_subpixel")
                            for j in range(self.num_levels)]
         self.up_convs = [
-            ConvBnAct(new, 3, num_domains=self.num_domains, frozen_domain=frozen_domain,
-                      dtype=self.dtype_policy, name=f"up_{j}_conv")
+            ConvBnAct(new, 3, dtype=self.dtype_policy, name=f"up_{j}_conv", **bn)
             for j in range(self.num_levels)
         ]
+
+    def _up_feedback_level(self, j):
+        """Feedback level of up block ``j`` (at resolution S / 2**(L - j)), or None."""
+        if j == 0 or self.feedback_to == "every_block":
+            return self.num_levels - j
+        return None
 
     def _context_shape(self, shape):
         return None if not self.feedback_filters else tuple(shape[:-1]) + (self.feedback_filters,)
@@ -100,7 +136,8 @@ class FCDenseNetBackbone(keras.layers.Layer):
             size //= 2
             shape = (batch, size, size, shape[-1])
         for j in range(self.num_levels):
-            self.up_blocks[j].build(shape, context_shape=self._context_shape(shape) if j == 0 else None)
+            receives = self._up_feedback_level(j) is not None
+            self.up_blocks[j].build(shape, context_shape=self._context_shape(shape) if receives else None)
             new_shape = tuple(shape[:-1]) + (self.layers_per_block * self.growth_rate,)
             self.upsamplers[j].build(new_shape)
             up_shape = self.upsamplers[j].compute_output_shape(new_shape)
@@ -118,12 +155,24 @@ class FCDenseNetBackbone(keras.layers.Layer):
         size = x.shape[1]
         return ops.zeros((ops.shape(x)[0], size, size, self.feedback_filters), dtype=x.dtype)
 
-    def call(self, x, domain=None, feedback=None, training=None):
+    def _bn_domain(self, x, domain, iteration):
+        """The BN statistic-set ids ``[batch]`` of ``iteration`` (``domain`` itself without per-iteration BN)."""
+        if self.iteration_bn_sets == 1:
+            return domain
+        if not 0 <= iteration < self.iteration_bn_sets:
+            raise ValueError(f"iteration must be in [0, {self.iteration_bn_sets}). Received: iteration={iteration}")
+        if self.frozen_domain is not None or domain is None or self.num_domains == 1:
+            base = 0 if self.frozen_domain is None else int(self.frozen_domain)
+            return ops.full((ops.shape(x)[0],), base + iteration * self.num_domains, dtype="int32")
+        return ops.cast(ops.reshape(domain, (-1,)), "int32") + iteration * self.num_domains
+
+    def call(self, x, domain=None, feedback=None, iteration=0, training=None):
         if feedback is not None and len(feedback) != self.num_levels + 1:
             raise ValueError(
                 f"feedback must hold num_levels + 1 = {self.num_levels + 1} maps. "
                 f"Received: len(feedback)={len(feedback)}"
             )
+        domain = self._bn_domain(x, domain, iteration)
         skips = []
         h = x
         for l in range(self.num_levels):
@@ -132,7 +181,8 @@ class FCDenseNetBackbone(keras.layers.Layer):
             h = self.pools[l](h)
         global_features = None
         for j in range(self.num_levels):
-            context = self._feedback(h, feedback, self.num_levels) if j == 0 else None
+            level = self._up_feedback_level(j)
+            context = None if level is None else self._feedback(h, feedback, level)
             full = self.up_blocks[j](h, domain=domain, context=context, training=training)
             if j == 0:
                 global_features = full
@@ -163,5 +213,7 @@ class FCDenseNetBackbone(keras.layers.Layer):
             num_domains=self.num_domains,
             frozen_domain=self.frozen_domain,
             dropout=self.dropout,
+            feedback_to=self.feedback_to,
+            iteration_bn_sets=self.iteration_bn_sets,
         )
         return config

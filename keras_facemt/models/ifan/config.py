@@ -19,6 +19,8 @@ STRUCTURAL_TASKS: Tuple[str, ...] = ("landmarks", "parsing")
 # Sec. 4.1.2: hot points are enlarged to a radius of 5 pixels on 128x128 heat maps.
 PAPER_HEATMAP_RADIUS = 5.0
 PAPER_IMAGE_SIZE = 128
+# Where the integrator's feedback enters the backbone (``backbone.FCDenseNetBackbone``).
+FEEDBACK_TARGETS: Tuple[str, ...] = ("first_conv", "every_block")
 
 
 def attribute_num_classes(task: str) -> int:
@@ -78,6 +80,13 @@ class IFANConfig:
             feature map to (1x1 conv) before the fully connected layers.
         decoder_hidden: width of the hidden fully connected decoder layer.
         dropout: dropout rate before the last fully connected decoder layer.
+        feedback_to: where the integrated feedback enters the backbone:
+            ``"first_conv"`` (default) the first convolution of every down block and
+            of the coarsest up block; ``"every_block"`` every dense block, up path
+            included (an investigation switch, ``reports/ifan_iterations.md``).
+        iteration_bn: if True the backbone's BatchNorm keeps separate statistics
+            per interaction iteration (and per dataset), gamma / beta shared by the
+            iterations; off (default), the unrolled iterations share statistics.
     """
 
     image_size: int = 128
@@ -101,6 +110,8 @@ class IFANConfig:
     decoder_filters: int = 32
     decoder_hidden: int = 256
     dropout: float = 0.2
+    feedback_to: str = "first_conv"
+    iteration_bn: bool = False
 
     def __post_init__(self):
         tasks = self.tasks
@@ -154,6 +165,11 @@ class IFANConfig:
             )
         if not isinstance(self.shared_bn, bool):
             raise ConfigError(f"shared_bn must be a bool. Received: shared_bn={self.shared_bn!r}")
+        if self.feedback_to not in FEEDBACK_TARGETS:
+            raise ConfigError(f"feedback_to must be one of {list(FEEDBACK_TARGETS)}. "
+                              f"Received: feedback_to={self.feedback_to!r}")
+        if not isinstance(self.iteration_bn, bool):
+            raise ConfigError(f"iteration_bn must be a bool. Received: iteration_bn={self.iteration_bn!r}")
         if not isinstance(self.reencoders, bool):
             raise ConfigError(f"reencoders must be a bool. Received: reencoders={self.reencoders!r}")
         if self.frozen_domain is not None:

@@ -153,7 +153,8 @@ def build_ifan(*, image_size: int, tasks: Sequence[str], iterations: int, num_do
                growth_rate: int = 12, stem_filters: int = 48, stem_kernel: int = 7,
                heatmap_radius: float = 5.0, reencoder_filters: int = 16, integrator_filters: int = 16,
                attribute_hidden: int = 64, decoder_filters: int = 32, decoder_hidden: int = 256,
-               dropout: float = 0.0, name: str = "ifan") -> Dict[str, keras.Model]:
+               dropout: float = 0.0, feedback_to: str = "first_conv", iteration_bn: bool = False,
+               name: str = "ifan") -> Dict[str, keras.Model]:
     """Builds iFAN from plain arguments (see ``IFANConfig`` for their meaning).
 
     Returns:
@@ -169,6 +170,8 @@ def build_ifan(*, image_size: int, tasks: Sequence[str], iterations: int, num_do
     stem = ConvBnAct(stem_filters, stem_kernel, **bn, name="backbone_stem")
     backbone = FCDenseNetBackbone(num_levels, layers_per_block, growth_rate,
                                   feedback_filters=integrator_filters if iterations > 0 else 0,
+                                  feedback_to=feedback_to,
+                                  iteration_bn_sets=iterations + 1 if iteration_bn else 1,
                                   **bn, name="backbone_fcdensenet")
     sizes = dict(image_size=image_size, num_levels=num_levels, num_landmarks=num_landmarks,
                  num_parsing_classes=num_parsing_classes, heatmap_radius=heatmap_radius,
@@ -183,7 +186,7 @@ def build_ifan(*, image_size: int, tasks: Sequence[str], iterations: int, num_do
     outputs = {}
     feedback = None
     for i in range(iterations + 1):
-        features = backbone(stem_features, domain=domain, feedback=feedback)
+        features = backbone(stem_features, domain=domain, feedback=feedback, iteration=i)
         predictions = {}
         for task, head in heads.items():
             predictions[task] = head.decoder(features[head.features])
