@@ -6,6 +6,7 @@ Examples::
     nice -n 5 python recipes/ablate_tfn.py                          # all 13 variants
     python recipes/ablate_tfn.py --variants tfn,ormm,trmm,srmm      # Table III only
     python recipes/ablate_tfn.py --steps 200,20,30,30 --scenes 240,100
+    python recipes/ablate_tfn.py --preset tiny --steps 3,0,0,0 --scenes 8,4 --variants tfn   # a quick check
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
     from keras_facemt.models.tfn.ablation import VARIANTS, run_ablation, write_reports
     from keras_facemt.models.tfn.experiments import get_experiment
     from keras_facemt.models.tfn.job import parse_steps
-    from keras_facemt.training.runner import step_counts
+    from keras_facemt.training.runner import common_overrides, step_counts
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="tfn_ablation")
@@ -34,12 +35,16 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default=None, help=f"comma-separated subset of {', '.join(VARIANTS)}")
     p.add_argument("--steps", default=None, help="S1,S2,S3,S4 updates of the four stages")
     p.add_argument("--scenes", default=None, help="TRAIN,TEST SynthFace scenes")
+    p.add_argument("--preset", default=None, help="model preset (default: the experiment's)")
+    p.add_argument("--seed", type=int, default=None, help="data and training seed (default: the experiment's)")
     p.add_argument("--reports-dir", default="reports")
     args = p.parse_args(argv)
     command = "python recipes/ablate_tfn.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None
                                                                                    else sys.argv[1:]))
     try:
-        overrides = parse_steps(args.steps) if args.steps else {}
+        overrides = common_overrides(args)
+        if args.steps:
+            overrides.update(parse_steps(args.steps))
         if args.scenes:
             try:
                 overrides["train_scenes"], overrides["test_scenes"] = step_counts(args.scenes, "TRAIN,TEST", (1, 1))

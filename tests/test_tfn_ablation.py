@@ -51,12 +51,14 @@ def test_every_variant_is_a_valid_distinct_configuration():
 def test_one_tiny_variant_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEMT_CACHE_DIR", str(tmp_path / "cache"))
     reports, out = tmp_path / "reports", tmp_path / "runs"
-    argv = ["--variants", "tfn_iou_match", "--steps", "3,1,1,1", "--scenes", "8,4", "--out-dir", str(out),
+    # The tiny network and one stage: one graph to trace, one to evaluate.
+    argv = ["--variants", "tfn_iou_match", "--preset", "tiny", "--steps", "3,0,0,0", "--scenes", "8,4",
+            "--out-dir", str(out),
             "--cache-dir", str(tmp_path / "cache"), "--reports-dir", str(reports)]
     assert _recipe()(argv) == 0
     with open(out / "tfn_iou_match" / "results.json") as f:
         results = json.load(f)
-    assert results["experiment_config"]["rpn_matcher"] == "iou"
+    assert results["experiment_config"]["rpn_matcher"] == "iou" and results["experiment_config"]["preset"] == "tiny"
     text = (reports / "tfn_matching.md").read_text()
     assert "IoU >= 0.7 or best anchor" in text and "top-3 anchors (TFN)" not in text  # only what ran
     assert "| top-3 detects small faces better | not run |" in text
