@@ -15,7 +15,6 @@ import argparse
 import os
 import shlex
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,9 +56,8 @@ def main(argv=None) -> int:
                                   f"Received: --variants={args.variants}")
         exp = get_experiment(args.experiment, **overrides)
         out = args.out_dir or os.path.join("runs", exp.name)
-        t = time.time()
         scores = run_ablation(exp, out, cache_dir=args.cache_dir, variants=variants)
-        written = write_reports(exp, scores, args.reports_dir, command.strip(), time.time() - t)
+        written = write_reports(exp, scores, args.reports_dir, command.strip())
     except FaceMTError as e:
         print(f"ablate_tfn: error: {e}", file=sys.stderr)
         return 2

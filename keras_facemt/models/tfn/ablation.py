@@ -87,6 +87,7 @@ def scores_of(results: Dict) -> Dict[str, object]:
     out["ced"] = m.get("ced", {})
     out["params"] = results.get("params")
     out["train_seconds"] = results.get("timings_seconds", {}).get("train")
+    out["seconds"] = results.get("timings_seconds", {}).get("total")
     out["machine"] = results.get("machine", {})
     return out
 
@@ -177,6 +178,8 @@ def effect(scores, better: str, worse: str, metric: str) -> str:
         sa, sb = se_of(scores[better]), se_of(scores[worse])
         if sa is not None and sb is not None and abs(a - b) < 2 * math.hypot(sa, sb):
             return f"within noise ({diff}, 2 s.e. = {2 * scale * math.hypot(sa, sb):.2f})"
+    if diff in ("+0.00", "-0.00"):
+        return f"no difference at this precision ({diff})"
     good = a > b if higher else a < b
     note = "" if se_of is not None else ", no error bar"
     return f"{'as in the paper' if good else 'opposite to the paper'} ({diff}{note})"
@@ -254,8 +257,7 @@ def _machine_line(scores) -> str:
             f"{m.get('python', '?')}, TensorFlow {m.get('tensorflow', '?')}.")
 
 
-def write_reports(exp, scores: Dict[str, Dict[str, object]], reports_dir: str, command: str,
-                  seconds: Optional[float] = None) -> List[str]:
+def write_reports(exp, scores: Dict[str, Dict[str, object]], reports_dir: str, command: str) -> List[str]:
     """One Markdown table per paper table in ``reports_dir``; rows of variants not run are left out."""
     from keras_facemt.io import write_text_atomic
 
@@ -282,8 +284,11 @@ def write_reports(exp, scores: Dict[str, Dict[str, object]], reports_dir: str, c
         lines += ["", "| Paper's claim | Measured here |", "|---|---|"]
         lines += [f"| {claim} | {effect(scores, better, worse, metric)} |" for claim, better, worse, metric in claims]
         lines += ["", _machine_line(scores)]
-        if seconds is not None:
-            lines.append(f"Whole ablation: {seconds / 60:.1f} min wall.")
+        runs = [scores[v].get("seconds") for _, v, _ in have]
+        if all(r is not None for r in runs):
+            total = sum(s.get("seconds") or 0.0 for s in scores.values())
+            lines.append(f"Wall time of these rows' runs: {', '.join(f'{r:.0f}' for r in runs)} s; of the "
+                         f"{len(scores)} variants read for these reports: {total / 60:.1f} min.")
         lines += [f"Command: `{command}`", ""]
         path = os.path.join(reports_dir, f"{file}.md")
         write_text_atomic(path, "\n".join(lines))
