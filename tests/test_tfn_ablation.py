@@ -51,14 +51,14 @@ def test_every_variant_is_a_valid_distinct_configuration():
 def test_one_tiny_variant_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEMT_CACHE_DIR", str(tmp_path / "cache"))
     reports, out = tmp_path / "reports", tmp_path / "runs"
-    # The tiny network and one stage: one graph to trace, one to evaluate.
-    argv = ["--variants", "tfn_iou_match", "--preset", "tiny", "--steps", "3,0,0,0", "--scenes", "8,4",
+    # One stage: one graph to trace, one to evaluate (the runner needs a matched face for its baselines).
+    argv = ["--variants", "tfn_iou_match", "--preset", "small", "--steps", "3,0,0,0", "--scenes", "8,4",
             "--out-dir", str(out),
             "--cache-dir", str(tmp_path / "cache"), "--reports-dir", str(reports)]
     assert _recipe()(argv) == 0
     with open(out / "tfn_iou_match" / "results.json") as f:
         results = json.load(f)
-    assert results["experiment_config"]["rpn_matcher"] == "iou" and results["experiment_config"]["preset"] == "tiny"
+    assert results["experiment_config"]["rpn_matcher"] == "iou" and results["experiment_config"]["preset"] == "small"
     text = (reports / "tfn_matching.md").read_text()
     assert "IoU >= 0.7 or best anchor" in text and "top-3 anchors (TFN)" not in text  # only what ran
     assert "| top-3 detects small faces better | not run |" in text
@@ -75,7 +75,14 @@ def test_effect_statements_follow_the_measurement():
                                                                           "ap": 0.95}}
     assert ablation.effect(s, "a", "b", "nme").startswith("as in the paper (-2.00")
     assert ablation.effect(s, "b", "a", "nme").startswith("opposite to the paper (+2.00")
-    assert ablation.effect(s, "a", "b", "ap") == "opposite to the paper (-5.00, no error bar)"
+    assert ablation.effect(s, "a", "b", "auc0.1") == "not measurable"
+    s["a"]["ced"] = {"0.1": {"auc": 0.3}}
+    s["b"]["ced"] = {"0.1": {"auc": 0.2}}
+    assert ablation.effect(s, "a", "b", "auc0.1") == "as in the paper (+0.10, no error bar)"
+    s["a"]["test_faces"] = s["b"]["test_faces"] = 10000  # 2 s.e. about 0.5 points of AP
+    assert ablation.effect(s, "a", "b", "ap").startswith("opposite to the paper (-5.00")
+    s["a"]["test_faces"] = s["b"]["test_faces"] = 20
+    assert ablation.effect(s, "a", "b", "ap").startswith("within noise (-5.00")
     s["b"]["nme_per_face_se"] = 0.02
     assert ablation.effect(s, "a", "b", "nme").startswith("within noise")
     assert ablation.effect(s, "a", "c", "nme") == "not run"

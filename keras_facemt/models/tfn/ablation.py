@@ -140,9 +140,12 @@ def _binomial_se(acc_key, n_key):
     return se
 
 
+# AP's error bar is the binomial one of a proportion over its faces: a rough stand-in (AP is
+# not a proportion), enough to keep a difference of a face or two from reading as an effect.
 METRICS = {
-    "ap": ("AP@0.5", lambda s: s.get("ap"), None, True, True),
-    "ap_small": ("AP@0.5 small faces", lambda s: s.get("ap_small"), None, True, True),
+    "ap": ("AP@0.5", lambda s: s.get("ap"), _binomial_se("ap", "test_faces"), True, True),
+    "ap_small": ("AP@0.5 small faces", lambda s: s.get("ap_small"), _binomial_se("ap_small", "small_faces"), True,
+                 True),
     "nme": ("NME (%)", lambda s: s.get("nme"), lambda s: s.get("nme_per_face_se"), False, True),
     "age_mae": ("age MAE (years)", lambda s: s.get("age_mae"), lambda s: s.get("age_mae_se"), False, False),
     "gender": ("gender acc. (%)", lambda s: s.get("gender_accuracy"), _binomial_se("gender_accuracy", "gender_faces"),
@@ -267,8 +270,9 @@ def write_reports(exp, scores: Dict[str, Dict[str, object]], reports_dir: str, c
               f"{dict(exp.model_overrides).get('image_size', 'preset')} px, {exp.train_scenes} training / "
               f"{exp.test_scenes} test scenes of {exp.min_faces}-{exp.max_faces} faces, stages "
               f"{'+'.join(str(s) for s in exp.stage_steps)} updates, batch {exp.batch_size}, seed {exp.seed}). "
-              "One seed per variant; accuracies, NME and MAE carry their standard error, and differences within "
-              "two of them are called noise. AP has no error bar here.")
+              "One seed per variant; accuracies, NME and MAE carry their standard error (AP the binomial one over "
+              "its faces, a rough stand-in), and differences within two of them are called noise; CED AUC and "
+              "failure rates have no error bar.")
     for file, title, text, rows, paper_cols, metrics, claims in TABLES:
         have = [r for r in rows if r[1] in scores]
         if not have:
