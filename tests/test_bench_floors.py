@@ -103,3 +103,25 @@ def test_peers_without_dlib_reports_own_rows_and_how_to_install(capsys):
     assert bench.report(results, False, argparse.Namespace(images=1, repeats=1)) == 0
     out = capsys.readouterr().out
     assert "pip install -e .[peers]" in out and "uniface_int8" in out
+
+
+def test_tfn_bench_fails_when_a_row_cannot_be_measured(monkeypatch, capsys):
+    bench = _bench("bench_tfn")
+
+    def fake(graph, two_step, n_faces, preset, batch, repeats):
+        if graph == "training" and n_faces == 20 and not two_step:
+            raise RuntimeError("out of memory")
+        return 0.010 if two_step else 0.008
+
+    monkeypatch.setattr(bench, "measure", fake)
+    assert bench.main(["--repeats", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR" in out and "training/20 faces/one-step: RuntimeError: out of memory" in out
+    assert "+2.00" in out and "+25.0%" in out  # the measured rows are still printed
+    monkeypatch.setattr(bench, "measure", lambda *a: 0.01)
+    assert bench.main(["--repeats", "1"]) == 0
+
+
+def test_tfn_bench_measures_a_real_row():
+    bench = _bench("bench_tfn")
+    assert 0 < bench.measure("serving", True, 2, "tiny", 1, 1) < 60

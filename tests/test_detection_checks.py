@@ -82,3 +82,80 @@ def test_outputs_are_read_by_their_declared_kind_not_their_key():
     drifted = {rename[k]: v for k, v in _outputs(BOXES, SCORES, [[[1, 1, 0], [0, 1, 1]], [[1, 0, 1]]]).items()}
     m = detection_task_metrics(drifted, renamed, {}, spec)
     assert m["detection"]["export"] == 1.0 and abs(m["embedding"]["export"] - 1 / np.sqrt(2)) < 1e-6
+
+
+# --- per-face attributes (TFN: age in years, gender and ethnicity logits per detection) ---------------------------
+def _tfn_spec():
+    from keras_facemt.models.tfn.model import PRESETS as TFN_PRESETS
+    from keras_facemt.models.tfn.serving import serving_spec as tfn_spec
+
+    return tfn_spec(TFN_PRESETS["tiny"]())
+
+
+def _tfn_outputs(ages, genders, ethnicities, max_det=4):
+    """TFN-declared outputs for BOXES, with per-face ages and gender / ethnicity classes."""
+    b = len(BOXES)
+    out = {"boxes": np.zeros((b, max_det, 4), "float32"), "scores": np.zeros((b, max_det), "float32"),
+           "num_detections": np.zeros((b,), "int32"), "landmarks": np.zeros((b, max_det, 68, 2), "float32"),
+           "age": np.zeros((b, max_det), "float32"), "gender_logits": np.zeros((b, max_det, 2), "float32"),
+           "ethnicity_logits": np.zeros((b, max_det, 3), "float32")}
+    for i, boxes in enumerate(BOXES):
+        out["num_detections"][i] = len(boxes)
+        for j, box in enumerate(boxes):
+            out["boxes"][i, j], out["scores"][i, j] = box, SCORES[i][j]
+            out["landmarks"][i, j] = np.asarray(box[:2]) + 0.5 * (np.asarray(box[2:]) - box[:2])
+            out["age"][i, j] = ages[i][j]
+            out["gender_logits"][i, j, genders[i][j]] = 3.0
+            out["ethnicity_logits"][i, j, ethnicities[i][j]] = 3.0
+    return out
+
+
+AGES, GENDERS, ETHNICITIES = [[30.0, 50.0], [20.0]], [[0, 1], [1]], [[0, 1], [2]]
+
+
+def test_attributes_are_scored_and_a_flipped_attribute_fails():
+    spec = _tfn_spec()
+    ref = _tfn_outputs(AGES, GENDERS, ETHNICITIES)
+    m = detection_task_metrics(ref, ref, {}, spec)
+    assert {"age", "gender", "ethnicity"} <= set(m)
+    assert m["gender"]["export"] == 1.0 and m["age"]["export"] == 0.0 and m["age"]["reference"] == "keras"
+    flipped = _tfn_outputs(AGES, [[1, 0], [0]], ETHNICITIES)  # every gender wrong, all else identical
+    check = compare_metrics("model_int8.tflite", "ai_edge_litert", ref, flipped, {}, enforce=True, spec=spec)
+    assert not check.passed and "gender" in check.message
+    assert check.metrics["gender"]["export"] == 0.0 and check.metrics["detection"]["export"] == 1.0
+    older = _tfn_outputs([[40.0, 60.0], [30.0]], GENDERS, ETHNICITIES)  # +10 years against a 12-year spread
+    check = compare_metrics("model_int8.tflite", "ai_edge_litert", ref, older, {}, enforce=True, spec=spec)
+    assert not check.passed and check.metrics["age"]["relative_loss"] > 0.1
+
+
+def test_labelled_attributes_allow_ten_percent_relative_loss():
+    spec = _tfn_spec()
+    ref = _tfn_outputs(AGES, GENDERS, ETHNICITIES)
+    labels = {"bbox": np.zeros((2, 3, 4), "float32"), "face_mask": np.zeros((2, 3), "float32"),
+              "has_boxes": np.ones(2, "float32"), "attr/age": np.zeros((2, 3), "float32"),
+              "has_attr/age": np.zeros((2, 3), "float32")}
+    labels["bbox"][0, :2], labels["bbox"][1, 0] = BOXES[0], BOXES[1][0]
+    labels["face_mask"][0, :2] = labels["face_mask"][1, 0] = 1
+    labels["attr/age"][0, :2], labels["attr/age"][1, 0] = [32.0, 48.0], 21.0  # Keras MAE: (2 + 2 + 1) / 3
+    labels["has_attr/age"][0, :2] = labels["has_attr/age"][1, 0] = 1
+    near = _tfn_outputs([[30.0, 50.0], [20.1]], GENDERS, ETHNICITIES)  # +0.1 year on one face
+    m = detection_task_metrics(near, ref, labels, spec)
+    assert m["age"]["reference"] == "labels" and m["age"]["examples"] == 3
+    assert abs(m["age"]["keras"] - 5 / 3) < 1e-5 and m["age"]["relative_loss"] < 0.1
+    far = _tfn_outputs([[30.0, 50.0], [19.0]], GENDERS, ETHNICITIES)  # MAE 5/3 -> 6/3: +20 %
+    check = compare_metrics("model_int8.tflite", "ai_edge_litert", ref, far, labels, enforce=True, spec=spec)
+    assert not check.passed and abs(check.metrics["age"]["relative_loss"] - 0.2) < 1e-5
+    # Gender has no labels here: judged against the Keras decisions.
+    assert check.metrics["gender"]["reference"] == "keras"
+
+
+def test_attributes_are_found_by_declaration_not_key_name():
+    from keras_facemt.configs.outputs import ServingSpec
+
+    spec = _tfn_spec()
+    rename = {k: f"out_{i}" for i, k in enumerate(sorted(spec.outputs))}
+    renamed_spec = ServingSpec({rename[k]: v for k, v in spec.outputs.items()}, spec.preprocessing)
+    ref = {rename[k]: v for k, v in _tfn_outputs(AGES, GENDERS, ETHNICITIES).items()}
+    flipped = {rename[k]: v for k, v in _tfn_outputs(AGES, GENDERS, [[2, 2], [0]]).items()}
+    m = detection_task_metrics(flipped, ref, {}, renamed_spec)
+    assert m["ethnicity"]["export"] == 0.0 and m["gender"]["export"] == 1.0

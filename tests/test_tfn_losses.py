@@ -2,7 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_facemt.errors import ConfigError
+from keras_facemt.models import registry
 from keras_facemt.models.tfn import losses
+from keras_facemt.models.tfn import model as tfn_model
 from keras_facemt.models.tfn.landmark_encoding import encode_landmarks
 
 RNG = np.random.default_rng(0)
@@ -99,3 +102,38 @@ def test_detection_loss_uses_iou_above_half():
     assert float(fns["cls"](b, pred)[0]) < 1e-3
     assert float(fns["box"](b, pred)[0]) == pytest.approx(0.0, abs=1e-6)
     assert set(losses.loss_functions(np.zeros((5, 4), np.float32))) == set(losses.TERM_NAMES)
+
+
+def test_rpn_iou_matcher_is_the_faster_rcnn_rule_not_top3():
+    # Anchors 0-3 all overlap face 0 by IoU > 0.7: [42]'s rule takes all four, top-3 three.
+    anchors = np.array([[0.1, 0.1, 0.4, 0.5], [0.12, 0.1, 0.4, 0.5], [0.1, 0.1, 0.38, 0.5], [0.1, 0.15, 0.4, 0.5],
+                        [0.6, 0.0, 0.9, 0.2]], np.float32)
+    b = _batch()
+    b["face_mask"] = np.array([[1.0, 0.0]], np.float32)
+    logits = tf.zeros((1, 5, 2))
+    iou = losses.rpn_losses(anchors, min_negatives=1, matcher="iou")
+    assert float(iou["cls"](b, logits)[0]) == pytest.approx(5 * np.log(2) / 4, rel=1e-5)
+    top3 = losses.rpn_losses(anchors, min_negatives=1, matcher="top_k")
+    assert float(top3["cls"](b, logits)[0]) == pytest.approx(4 * np.log(2) / 3, rel=1e-5)
+    # A small face overlapping no anchor by 0.7 gets only its best anchor under [42]'s rule.
+    small = dict(b, bbox=np.array([[[0.1, 0.1, 0.25, 0.3], [0, 0, 0, 0]]], np.float32))
+    # (1 positive + 3 hard negatives) / 1 against (3 positives + the 2 remaining candidates) / 3.
+    assert float(iou["cls"](small, logits)[0]) == pytest.approx(4 * np.log(2) / 1, rel=1e-5)
+    assert float(top3["cls"](small, logits)[0]) == pytest.approx(5 * np.log(2) / 3, rel=1e-5)
+    with pytest.raises(ConfigError, match="matcher='ssd'"):
+        losses.rpn_losses(anchors, matcher="ssd")
+
+
+def test_experiment_rpn_matcher_reaches_the_loss_terms():
+    from keras_facemt.models.tfn import job
+    from keras_facemt.models.tfn.experiments import get_experiment
+
+    cfg = registry.get_system("tfn").config("tiny")
+    with pytest.raises(ConfigError, match="rpn_matcher"):
+        get_experiment("tfn_smoke", rpn_matcher="best")
+    anchors = tfn_model.anchors_of(cfg)
+    b = _batch()
+    logits = tf.zeros((1, anchors.shape[0], 2))
+    rpn = {m: next(t for t in job.loss_terms(cfg, m) if t.name == "rpn/cls") for m in ("top_k", "iou")}
+    values = {m: float(t.fn(b, logits)[0]) for m, t in rpn.items()}
+    assert values["top_k"] != pytest.approx(values["iou"])

@@ -140,3 +140,35 @@ def test_tiny_model_saves_and_loads(tmp_path):
 
     cfg = tiny()
     run_model_saving_test(SYSTEM.build(cfg), _inputs(cfg), tmp_path)
+
+
+@pytest.mark.parametrize("sharing,heads,absent", [
+    ("all", {"region_head"}, {"detection_head", "landmark_head", "attribute_head", "face_head"}),
+    ("face", {"detection_head", "face_head"}, {"landmark_head", "attribute_head", "region_head"}),
+])
+def test_fc_sharing_puts_tasks_behind_one_pair_of_fcs(sharing, heads, absent):
+    # Sec. V-B: ORMM (all tasks behind the detection FCs), TRMM (landmarks + attributes share).
+    base = tiny(shared_block=True, fused_block=False)
+    cfg = dataclasses.replace(base, fc_sharing=sharing)
+    model = SYSTEM.build(cfg)
+    names = {l.name for l in model.layers}
+    assert heads <= names and not (absent & names)
+    fcs = [v.path for v in model.weights if "_fc6/" in v.path]
+    assert len(fcs) == (2 if sharing == "all" else 4)  # kernel + bias per fc6 left
+    # Each shared pair of FCs removes whole FC trunks from the parameter count.
+    fc = (cfg.roi_size ** 2 * cfg.stack_widths[-1] + 1) * cfg.fc_units[0] + (cfg.fc_units[0] + 1) * cfg.fc_units[1]
+    removed = 2 if sharing == "all" else 1
+    assert SYSTEM.build(base).count_params() - model.count_params() == removed * fc
+    out = model(_inputs(cfg))
+    assert tuple(out["landmarks"].shape)[-1] == 140 and tuple(out["attributes"].shape)[-1] == 110
+    served = SYSTEM.serving_model(model, cfg)({"image": _inputs(cfg)["image"]})
+    assert tuple(served["landmarks"].shape) == (2, cfg.max_detections, 68, 2)
+
+
+def test_fc_sharing_needs_one_block_and_fc_landmarks():
+    with pytest.raises(ConfigError, match="shared_block"):
+        tiny(fc_sharing="face")
+    with pytest.raises(ConfigError, match="heatmap_landmarks"):
+        tiny(fc_sharing="all", shared_block=True, heatmap_landmarks=True)
+    with pytest.raises(ConfigError, match="fc_sharing='some'"):
+        tiny(fc_sharing="some", shared_block=True)

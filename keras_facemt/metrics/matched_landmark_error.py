@@ -69,7 +69,10 @@ def matched_landmark_nme(det_boxes, det_scores, det_landmarks, gt_boxes, gt_land
             dboxes.append(db[j])
     keys = {"inter_ocular": "nme", "box": "nme_box"}
     if not preds:
-        return {**{keys[n]: float("nan") for n in normalizations}, "scored_faces": 0, "unmatched_faces": missed}
+        out = {keys[n]: float("nan") for n in normalizations}
+        if shape is not None:  # the documented keys, also when no face was matched
+            out.update({keys[n] + "_mean_shape": float("nan") for n in normalizations})
+        return {**out, "scored_faces": 0, "unmatched_faces": missed}
     p, t, v, gbox = np.asarray(preds), np.asarray(targets), np.asarray(vis), np.asarray(boxes)
     scheme = scheme_for_num_points(t.shape[1])
 

@@ -69,3 +69,19 @@ class MeanAbsoluteErrorEvaluator:
 
     def result(self) -> Dict[str, float]:
         return {"mae": self._sum / self._count if self._count else float("nan"), "count": self._count}
+
+
+def average_fold_error(fold_errors) -> float:
+    """Avg.E of a cross-subset protocol: the mean of the folds' errors (MORPH II S1 / S2 / S3:
+    train S1 test S2 + S3, and the reverse; TFN Table V).
+
+    Args:
+        fold_errors: one MAE per fold.
+
+    Raises:
+        ConfigError: for no folds or a non-finite or negative error.
+    """
+    errors = np.asarray(list(fold_errors), np.float64)
+    if errors.size == 0 or not np.all(np.isfinite(errors)) or np.any(errors < 0):
+        raise ConfigError(f"fold_errors must be finite MAEs >= 0, at least one. Received: fold_errors={errors.tolist()}")
+    return float(errors.mean())

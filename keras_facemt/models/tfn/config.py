@@ -12,6 +12,11 @@ Sec. V-B and the extensions of Sec. VI are switches:
 * ``shared_block=True``: one feature-fused block (the detection levels) feeds the
   three subnets instead of a task-oriented block each.
 * ``fused_block=False``: plain RoI pooling of the top stack (no fusion).
+* ``fc_sharing``: which subnets share one pair of fully connected layers (each
+  keeps its own decision layers): ``"none"`` (task-specific FCs: SRMM and TFN),
+  ``"face"`` (the landmark and attribute decision layers on one second region
+  subnet: TRMM) or ``"all"`` (every decision layer behind the detection subnet's
+  FCs: ORMM). Sharing needs ``shared_block`` (one block feeds the shared FCs).
 * ``heatmap_landmarks=True``: the heat-map landmark subnet (Sec. VI-A, Fig. 9).
 * ``tafn=True``: the TAFN block (Sec. VI-B, Fig. 10): every stack top is fused and
   re-weighted per channel by a squeeze-excitation gate.
@@ -33,6 +38,9 @@ NUM_LANDMARKS = 68
 AGE_CLASSES = 101
 GENDER_CLASSES = 2
 ETHNICITY_CLASSES = 3
+# Subnets sharing their FCs (Sec. V-B): none (SRMM, TFN), face = landmarks + attributes
+# (TRMM's second region subnet), all = every task behind the detection FCs (ORMM).
+FC_SHARING = ("none", "face", "all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +69,8 @@ class TFNConfig:
             fuses (Sec. V-A: 3-5, 4-5, 3-5).
         fc_units: widths of each subnet's two fully connected layers (VGG: 4096).
         l2_scale: initial ParseNet scale of each normalised level.
-        fused_block, shared_block, two_step, heatmap_landmarks, tafn: switches (module doc).
+        fused_block, shared_block, fc_sharing, two_step, heatmap_landmarks, tafn: switches
+            (module doc).
         heatmap_upsample: heat-map subnet output size as a multiple of ``roi_size``
             (paper: 16, 7 -> 112).
         heatmap_channels: channels of the heat-map subnet's encoder convolutions.
@@ -90,6 +99,7 @@ class TFNConfig:
     l2_scale: float = 20.0
     fused_block: bool = True
     shared_block: bool = False
+    fc_sharing: str = "none"
     two_step: bool = True
     heatmap_landmarks: bool = False
     heatmap_upsample: int = 16
@@ -140,6 +150,14 @@ class TFNConfig:
         for name in ("proposal_iou", "nms_iou"):
             if not 0 < getattr(self, name) <= 1:
                 bad(f"{name} must be in (0, 1].", **{name: getattr(self, name)})
+        if self.fc_sharing not in FC_SHARING:
+            bad(f"fc_sharing must be one of {FC_SHARING}.", fc_sharing=self.fc_sharing)
+        if self.fc_sharing != "none" and not self.shared_block:
+            bad("fc_sharing needs shared_block=True: shared FCs read one block's features.",
+                fc_sharing=self.fc_sharing, shared_block=self.shared_block)
+        if self.fc_sharing != "none" and self.heatmap_landmarks:
+            bad("the heat-map landmark subnet has no FCs to share; use fc_sharing='none'.",
+                fc_sharing=self.fc_sharing, heatmap_landmarks=self.heatmap_landmarks)
         if not 0 <= self.score_threshold < 1:
             bad("score_threshold must be in [0, 1).", score_threshold=self.score_threshold)
 

@@ -13,6 +13,8 @@ Experiments:
 * ``tfn``: the default of ``recipes/train_tfn.py``, ``small`` preset at 192 px,
   sized for about 15 minutes on 2 CPU cores including data rendering.
 * ``tfn_smoke``: the integration test, the ``small`` network at 96 px, 560 updates.
+* ``tfn_ablation``: the base of ``recipes/ablate_tfn.py`` (13 variants), the smoke
+  network and schedule on more held-out scenes (150) for less noisy comparisons.
 * ``tfn_paper``: the paper's sizes (VGG-16 stem, 4096-wide FCs) and the Sec. V-C
   schedule (SGD, lr 1e-3, /10 every 50k of 150k iterations), for an accelerator.
 """
@@ -51,6 +53,8 @@ class TFNExperiment:
             a box only; ``landmark_label_rate`` / ``attribute_label_rate`` of the
             larger faces keep their landmarks / attributes.
         flip: horizontal flip probability.
+        rpn_matcher: RPN positives, ``"top_k"`` (Eq. 2: each face's 3 best anchors) or
+            ``"iou"`` ([42]: IoU >= 0.7 or the face's best anchor).
     """
 
     name: str
@@ -77,6 +81,7 @@ class TFNExperiment:
     landmark_label_rate: float = 0.6248
     attribute_label_rate: float = 0.6545
     flip: float = 0.5
+    rpn_matcher: str = "top_k"
 
     def __post_init__(self):
         def bad(msg, **kv):
@@ -95,6 +100,8 @@ class TFNExperiment:
             bad("stage_drops are fractions in (0, 1).", stage_drops=self.stage_drops)
         if self.optimizer not in ("adam", "sgd"):
             bad("optimizer must be 'adam' or 'sgd'.", optimizer=self.optimizer)
+        if self.rpn_matcher not in ("top_k", "iou"):
+            bad("rpn_matcher must be 'top_k' or 'iou'.", rpn_matcher=self.rpn_matcher)
         for name in ("landmark_label_rate", "attribute_label_rate", "label_min_face"):
             if not 0 <= getattr(self, name) <= 1:
                 bad(f"{name} must be in [0, 1].", **{name: getattr(self, name)})
@@ -113,13 +120,17 @@ def _tfn_smoke() -> TFNExperiment:
                          stage_steps=(400, 40, 60, 60), learning_rates=(1e-3, 3e-4, 1e-3, 1e-3), batch_size=8)
 
 
+def _tfn_ablation() -> TFNExperiment:
+    return dataclasses.replace(_tfn_smoke(), name="tfn_ablation", test_scenes=150)
+
+
 def _tfn_paper() -> TFNExperiment:
     return TFNExperiment("tfn_paper", preset="paper", train_scenes=60000, test_scenes=3000, max_faces=8,
                          stage_steps=(150000, 150000, 150000, 150000), stage_drops=(1 / 3, 2 / 3), batch_size=2,
                          optimizer="sgd", learning_rates=(1e-3, 1e-3, 1e-2, 1e-2))
 
 
-EXPERIMENTS = {"tfn": _tfn, "tfn_smoke": _tfn_smoke, "tfn_paper": _tfn_paper}
+EXPERIMENTS = {"tfn": _tfn, "tfn_smoke": _tfn_smoke, "tfn_ablation": _tfn_ablation, "tfn_paper": _tfn_paper}
 
 
 def get_experiment(name: str, **overrides) -> TFNExperiment:

@@ -4,6 +4,8 @@ two fully connected layers (VGG-16's fc6 / fc7 shape) and the decision layer.
 * detection: face / background logits and 4 box deltas per ROI (Eq. 3);
 * landmarks: 136 values, the 68 ibug points in Eq. 5's box-relative encoding;
 * attributes: age over 101 classes, gender (2), ethnicity (3) logits (Eq. 6);
+* shared FCs (ORMM / TRMM of Sec. V-B): several tasks' decision layers behind one
+  pair of FCs (``build_shared_head``);
 * heat-map landmarks (Sec. VI-A, Fig. 9): four 3x3 convolutions on the fused ROI
   features, 2x2 stride-2 deconvolutions up to ``upsample`` times the ROI size, a 1x1
   convolution to 68 maps whose per-pixel softmax locates each point.
@@ -34,30 +36,63 @@ def _small_init():
     return keras.initializers.RandomNormal(stddev=0.001)
 
 
+def _detection_decisions(x):
+    return {"cls_logits": keras.layers.Dense(2, name="det_cls")(x),
+            "box_deltas": keras.layers.Dense(4, kernel_initializer=_small_init(), name="det_reg")(x)}
+
+
+def _landmark_decision(x):
+    x = keras.layers.Dense(NUM_LANDMARKS * 2, kernel_initializer=_small_init(), name="landmark_offsets")(x)
+    return keras.layers.Reshape((-1, NUM_LANDMARKS, 2), name="landmark_points")(x)
+
+
+def _attribute_decisions(x):
+    return {"age_logits": keras.layers.Dense(AGE_CLASSES, name="age")(x),
+            "gender_logits": keras.layers.Dense(GENDER_CLASSES, name="gender")(x),
+            "ethnicity_logits": keras.layers.Dense(ETHNICITY_CLASSES, name="ethnicity")(x)}
+
+
 def build_detection_head(roi_size: int, channels: int, units: Sequence[int], name: str = "detection_head"):
     """``{"cls_logits": [batch, R, 2], "box_deltas": [batch, R, 4]}``."""
     inp = keras.Input((None, roi_size, roi_size, channels), name="roi_features")
-    x = _trunk(inp, units, "det")
-    out = {"cls_logits": keras.layers.Dense(2, name="det_cls")(x),
-           "box_deltas": keras.layers.Dense(4, kernel_initializer=_small_init(), name="det_reg")(x)}
-    return keras.Model(inp, out, name=name)
+    return keras.Model(inp, _detection_decisions(_trunk(inp, units, "det")), name=name)
 
 
 def build_landmark_head(roi_size: int, channels: int, units: Sequence[int], name: str = "landmark_head"):
     """``[batch, R, 68, 2]`` Eq. 5 offsets of the 68 points relative to each ROI."""
     inp = keras.Input((None, roi_size, roi_size, channels), name="roi_features")
-    x = _trunk(inp, units, "landmark")
-    x = keras.layers.Dense(NUM_LANDMARKS * 2, kernel_initializer=_small_init(), name="landmark_offsets")(x)
-    return keras.Model(inp, keras.layers.Reshape((-1, NUM_LANDMARKS, 2), name="landmark_points")(x), name=name)
+    return keras.Model(inp, _landmark_decision(_trunk(inp, units, "landmark")), name=name)
 
 
 def build_attribute_head(roi_size: int, channels: int, units: Sequence[int], name: str = "attribute_head"):
     """``{"age_logits": [batch, R, 101], "gender_logits": [.., 2], "ethnicity_logits": [.., 3]}``."""
     inp = keras.Input((None, roi_size, roi_size, channels), name="roi_features")
-    x = _trunk(inp, units, "attribute")
-    out = {"age_logits": keras.layers.Dense(AGE_CLASSES, name="age")(x),
-           "gender_logits": keras.layers.Dense(GENDER_CLASSES, name="gender")(x),
-           "ethnicity_logits": keras.layers.Dense(ETHNICITY_CLASSES, name="ethnicity")(x)}
+    return keras.Model(inp, _attribute_decisions(_trunk(inp, units, "attribute")), name=name)
+
+
+def build_shared_head(roi_size: int, channels: int, units: Sequence[int], tasks: Sequence[str], prefix: str,
+                      name: str):
+    """Several tasks' decision layers behind ONE pair of FCs (the comparison models of Sec. V-B).
+
+    ORMM adds the landmark and attribute decision layers "behind the original fully
+    connected layers" of the detection subnet (``tasks`` = all three); TRMM puts them
+    on one second region subnet (``tasks`` = landmarks, attributes).
+
+    Returns:
+        A model from ``[batch, R, S, S, C]`` to the union of the per-task heads' outputs:
+        ``cls_logits`` / ``box_deltas`` (detection), ``landmarks`` ``[batch, R, 68, 2]``,
+        ``age_logits`` / ``gender_logits`` / ``ethnicity_logits`` (attributes). The
+        decision layers keep the per-task heads' names.
+    """
+    inp = keras.Input((None, roi_size, roi_size, channels), name="roi_features")
+    x = _trunk(inp, units, prefix)
+    out = {}
+    if "detection" in tasks:
+        out.update(_detection_decisions(x))
+    if "landmarks" in tasks:
+        out["landmarks"] = _landmark_decision(x)
+    if "attributes" in tasks:
+        out.update(_attribute_decisions(x))
     return keras.Model(inp, out, name=name)
 
 

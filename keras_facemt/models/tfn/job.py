@@ -60,8 +60,9 @@ def render_scenes(exp: TFNExperiment, image_size: int, cache_dir: str, log: Call
     return path
 
 
-def loss_terms(cfg):
-    """The Eq. 1 terms as ``LossTerm``s (presence: images with exhaustive boxes)."""
+def loss_terms(cfg, rpn_matcher: str = "top_k"):
+    """The Eq. 1 terms as ``LossTerm``s (presence: images with exhaustive boxes); ``rpn_matcher``
+    as ``losses.rpn_losses``."""
     from keras_facemt.data import batch as batch_keys
     from keras_facemt.models.tfn.losses import loss_functions
     from keras_facemt.models.tfn.model import anchors_of
@@ -69,7 +70,8 @@ def loss_terms(cfg):
 
     heatmap = cfg.roi_size * cfg.heatmap_upsample if cfg.heatmap_landmarks else None
     return tuple(LossTerm(name, output, batch_keys.HAS_BOXES, fn, weight)
-                 for name, (output, fn, weight) in loss_functions(anchors_of(cfg), heatmap).items())
+                 for name, (output, fn, weight) in loss_functions(anchors_of(cfg), heatmap,
+                                                                  rpn_matcher=rpn_matcher).items())
 
 
 def phases(exp: TFNExperiment):
@@ -105,7 +107,7 @@ def train(exp: TFNExperiment, cfg, data_dir: str, model_dir: str, strategy=None,
 
     kwargs = {"momentum": exp.momentum, "weight_decay": exp.weight_decay} if exp.optimizer == "sgd" else {}
     trainer = Trainer(
-        lambda: tfn_model.build_model(cfg), loss_terms(cfg),
+        lambda: tfn_model.build_model(cfg), loss_terms(cfg, exp.rpn_matcher),
         {"scenes": task.train_stream(exp, data_dir, cfg.image_size)}, phases(exp),
         TrainerConfig(model_dir=model_dir, steps_per_loop=10, optimizer=exp.optimizer, optimizer_kwargs=kwargs,
                       clipnorm=10.0, seed=exp.seed, deterministic=deterministic, summaries=False, progress=False,

@@ -4,7 +4,8 @@
 printed equation leaves ``L_attr`` outside the sum over k, a typo):
 
 * Eq. 2 (RPN): each ground truth's 3 highest-IoU anchors are positives
-  (``ops.matching.top_k_match``), replacing [42]'s "IoU > 0.7 or best" rule.
+  (``losses.detection.DetectionTargets(matcher="top_k")``), replacing [42]'s
+  "IoU > 0.7 or best" rule (kept as ``matcher="iou"`` for the comparison).
   Negatives (UNSPEC in the paper) are anchors overlapping every face by less than
   0.3 ([42]), of which the ``3k`` hardest count (``k`` positives). 2-way softmax
   cross-entropy + smooth-L1 on positive anchors' deltas ([42]'s encoding).
@@ -34,6 +35,8 @@ from typing import Callable, Dict, Optional, Tuple
 import tensorflow as tf
 
 from keras_facemt.data import batch as batch_keys
+from keras_facemt.errors import ConfigError
+from keras_facemt.losses.detection import DetectionTargets, valid_faces
 from keras_facemt.losses.regression import smooth_l1
 from keras_facemt.models.tfn.config import AGE_CLASSES, ETHNICITY_CLASSES, GENDER_CLASSES, NUM_LANDMARKS
 from keras_facemt.models.tfn.landmark_encoding import encode_landmarks
@@ -45,6 +48,8 @@ from keras_facemt.ops.heatmaps import point_pixel_index
 from keras_facemt.ops.roi_targets import DETECTION_IOU, FACE_SAMPLE_IOU, assign_roi_targets, gather_roi_targets
 
 RPN_NEGATIVE_IOU = 0.3
+RPN_POSITIVE_IOU = 0.7  # [42]'s positive rule, the "iou" matcher
+RPN_MATCHERS = ("top_k", "iou")
 _GENDER_START = 4 + AGE_CLASSES
 _ETHNICITY_START = _GENDER_START + GENDER_CLASSES
 # Channels of each attribute's logits in the ``attributes`` output (after the ROI's 4).
@@ -54,9 +59,7 @@ ATTRIBUTE_SLICES = {"age_class": (4, _GENDER_START), "gender": (_GENDER_START, _
 
 def ground_truth(batch) -> Tuple[tf.Tensor, tf.Tensor]:
     """``([B, F, 4]`` clipped boxes, ``[B, F]`` mask of real faces with a non-empty clipped box)."""
-    boxes = box_ops.clip_boxes(batch[batch_keys.BBOX])
-    mask = tf.cast(batch[batch_keys.FACE_MASK], tf.float32) * tf.cast(box_ops.area(boxes) > 0, tf.float32)
-    return boxes, mask
+    return box_ops.clip_boxes(batch[batch_keys.BBOX]), valid_faces(batch)
 
 
 def _per_image(total, count):
@@ -73,25 +76,33 @@ def _cls_with_hard_negatives(logits, positive, candidates, neg_ratio, min_negati
     return tf.reduce_sum(tf.where(keep > 0, ce, 0.0), axis=1)
 
 
-def rpn_losses(anchors, top_k: int = 3, neg_ratio: float = 3.0, min_negatives: int = 16) -> Dict[str, Callable]:
-    """Eq. 2: ``{"cls": fn(batch, rpn_cls_logits), "box": fn(batch, rpn_box_deltas)}`` -> ``[B]``."""
-    anchors = tf.constant(anchors, tf.float32)
+def rpn_losses(anchors, top_k: int = 3, neg_ratio: float = 3.0, min_negatives: int = 16,
+               matcher: str = "top_k") -> Dict[str, Callable]:
+    """Eq. 2: ``{"cls": fn(batch, rpn_cls_logits), "box": fn(batch, rpn_box_deltas)}`` -> ``[B]``.
 
-    def match(batch):
-        boxes, mask = ground_truth(batch)
-        return boxes, matching.top_k_match(boxes, mask, anchors, k=top_k)
+    Args:
+        matcher: ``"top_k"`` (the paper: each face's ``top_k`` highest-IoU anchors) or
+            ``"iou"`` ([42]'s rule it replaces: IoU >= ``RPN_POSITIVE_IOU`` or the face's
+            best anchor), the Sec. IV-B.1 comparison on small faces.
+
+    Raises:
+        ConfigError: for another ``matcher``.
+    """
+    if matcher not in RPN_MATCHERS:
+        raise ConfigError(f"matcher must be one of {RPN_MATCHERS}. Received: matcher={matcher!r}")
+    targets = DetectionTargets(anchors, RPN_VARIANCES, matcher="top_k" if matcher == "top_k" else "ssd",
+                               iou_threshold=RPN_POSITIVE_IOU, top_k=top_k)
 
     def cls(batch, logits):
-        _, m = match(batch)
+        m = targets.match(batch)
         candidates = ~m.positive & (m.max_iou < RPN_NEGATIVE_IOU)
         n = tf.reduce_sum(tf.cast(m.positive, tf.float32), axis=1)
         return _per_image(_cls_with_hard_negatives(logits, m.positive, candidates, neg_ratio, min_negatives), n)
 
     def box(batch, deltas):
-        boxes, m = match(batch)
-        target = box_ops.encode_boxes(matching.gather_matched(boxes, m.matched_index), anchors, RPN_VARIANCES)
+        m = targets.match(batch)
         n = tf.reduce_sum(tf.cast(m.positive, tf.float32), axis=1)
-        return _per_image(smooth_l1(target, deltas, weights=m.positive), n)
+        return _per_image(smooth_l1(targets.box_targets(batch, m), deltas, weights=m.positive), n)
 
     return {"cls": cls, "box": box}
 
@@ -172,15 +183,18 @@ def attribute_loss(name: str) -> Callable:
     return fn
 
 
-def loss_functions(anchors, heatmap_size: Optional[int] = None, weights: Optional[Dict[str, float]] = None):
+def loss_functions(anchors, heatmap_size: Optional[int] = None, weights: Optional[Dict[str, float]] = None,
+                   rpn_matcher: str = "top_k"):
     """Every Eq. 1 term: ``{term name: (model output, fn, weight)}``.
+
+    ``rpn_matcher``: ``"top_k"`` (Eq. 2) or ``"iou"`` ([42]), see ``rpn_losses``.
 
     Term names: ``rpn/cls``, ``rpn/box``, ``detection/cls``, ``detection/box``,
     ``landmarks``, ``attributes/age``, ``attributes/gender``,
     ``attributes/ethnicity``. All lambda = 1 by default (Sec. V-C).
     """
     w = {**{k: 1.0 for k in TERM_NAMES}, **dict(weights or {})}
-    rpn, det = rpn_losses(anchors), detection_losses()
+    rpn, det = rpn_losses(anchors, matcher=rpn_matcher), detection_losses()
     fns = {
         "rpn/cls": ("rpn_cls_logits", rpn["cls"]), "rpn/box": ("rpn_box_deltas", rpn["box"]),
         "detection/cls": ("detection", det["cls"]), "detection/box": ("detection", det["box"]),

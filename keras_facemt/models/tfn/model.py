@@ -43,6 +43,7 @@ from typing import Optional, Sequence, Tuple
 
 import keras
 
+from keras_facemt.errors import ConfigError
 from keras_facemt.models.tfn import heads
 from keras_facemt.models.tfn.config import TFNConfig
 from keras_facemt.models.tfn.fused_block import FeatureFusedBlock
@@ -53,6 +54,9 @@ from keras_facemt.models.tfn.serving import serving_spec  # noqa: F401  (registr
 from keras_facemt.models.tfn.stem import STEM_NAME, build_stem
 
 BLOCK_NAMES = {"detection": "detection_block", "landmarks": "landmark_block", "attributes": "attribute_block"}
+# fc_sharing -> (the shared head's name prefix, the tasks behind its FCs).
+SHARED_HEADS = {"face": "face", "all": "region"}
+FC_SHARED_TASKS = {"face": ("landmarks", "attributes"), "all": ("detection", "landmarks", "attributes")}
 OUTPUT_KEYS = ("rpn_cls_logits", "rpn_box_deltas", "detection", "landmarks", "attributes")
 SERVING_KEYS = ("boxes", "scores", "num_detections", "landmarks", "age", "gender_logits", "ethnicity_logits")
 
@@ -70,7 +74,8 @@ def build_tfn(image_size: int = 512, stack_widths: Sequence[int] = (64, 128, 256
               roi_size: int = 7, fused_channels: int = 512,
               task_levels: Tuple[Sequence[int], Sequence[int], Sequence[int]] = ((3, 4, 5), (4, 5), (3, 4, 5)),
               fc_units: Sequence[int] = (4096, 4096), l2_scale: float = 20.0, fused_block: bool = True,
-              shared_block: bool = False, channel_gate: bool = False, two_step: bool = True,
+              shared_block: bool = False, fc_sharing: str = "none", channel_gate: bool = False,
+              two_step: bool = True,
               heatmap_landmarks: bool = False, heatmap_upsample: int = 16, heatmap_channels: int = 512,
               name: str = "tfn") -> keras.Model:
     """Builds the TFN training graph (see the module docstring for inputs / outputs).
@@ -78,6 +83,8 @@ def build_tfn(image_size: int = 512, stack_widths: Sequence[int] = (64, 128, 256
     Args:
         task_levels: stacks fused by the detection, landmark and attribute blocks.
         channel_gate: the TAFN squeeze-excitation re-weighting in every block.
+        fc_sharing: ``"none"``, ``"face"`` (TRMM) or ``"all"`` (ORMM): which subnets share
+            one pair of FCs (``heads.build_shared_head``); needs ``shared_block``.
         Others: as ``TFNConfig``.
     """
     image = keras.Input((image_size, image_size, 3), name="image")
@@ -105,9 +112,20 @@ def build_tfn(image_size: int = 512, stack_widths: Sequence[int] = (64, 128, 256
                                           name=BLOCK_NAMES[task]), list(levels))
     width = {t: (fused_channels if fuse else stack_widths[lv[-1] - 1]) for t, (_, lv) in blocks.items()}
 
+    if fc_sharing != "none" and (not shared_block or heatmap_landmarks):
+        raise ConfigError("fc_sharing needs shared_block=True and regression landmarks. Received: "
+                          f"fc_sharing={fc_sharing!r}, shared_block={shared_block}, "
+                          f"heatmap_landmarks={heatmap_landmarks}")
+    shared = None
+    if fc_sharing != "none":
+        tasks = FC_SHARED_TASKS[fc_sharing]
+        shared = heads.build_shared_head(roi_size, width["detection"], fc_units, tasks, SHARED_HEADS[fc_sharing],
+                                         name=SHARED_HEADS[fc_sharing] + "_head")
+
     det_rois = keras.layers.Concatenate(axis=1, name="detection_rois")([proposal_boxes, face_rois])
     block, levels = blocks["detection"]
-    det = heads.build_detection_head(roi_size, width["detection"], fc_units)(block(det_rois, _taps(tops, levels)))
+    det_head = shared if fc_sharing == "all" else heads.build_detection_head(roi_size, width["detection"], fc_units)
+    det = det_head(block(det_rois, _taps(tops, levels)))
     if two_step:
         refined = RefineBoxes(start=proposals, name="refine_boxes")(det_rois, det["box_deltas"])
         face_samples = keras.layers.Concatenate(axis=1, name="face_samples")([face_rois, refined])
@@ -116,16 +134,22 @@ def build_tfn(image_size: int = 512, stack_widths: Sequence[int] = (64, 128, 256
 
     block, levels = blocks["landmarks"]
     lm_feats = block(face_samples, _taps(tops, levels))
-    if heatmap_landmarks:
-        lm_head = heads.build_heatmap_head(roi_size, width["landmarks"], heatmap_channels, heatmap_upsample)
-        size = roi_size * heatmap_upsample
-        lm_flat = keras.layers.Reshape((-1, size * size * 68), name="landmark_flat")(lm_head(lm_feats))
+    if shared is not None:
+        # One block feeds the shared FCs: the landmark and attribute decisions read one call.
+        face_out = shared(lm_feats)
+        lm_flat = keras.layers.Reshape((-1, 136), name="landmark_flat")(face_out["landmarks"])
+        attr = face_out
     else:
-        lm_head = heads.build_landmark_head(roi_size, width["landmarks"], fc_units)
-        lm_flat = keras.layers.Reshape((-1, 136), name="landmark_flat")(lm_head(lm_feats))
-    block, levels = blocks["attributes"]
-    attr = heads.build_attribute_head(roi_size, width["attributes"], fc_units)(
-        block(face_samples, _taps(tops, levels)))
+        if heatmap_landmarks:
+            lm_head = heads.build_heatmap_head(roi_size, width["landmarks"], heatmap_channels, heatmap_upsample)
+            size = roi_size * heatmap_upsample
+            lm_flat = keras.layers.Reshape((-1, size * size * 68), name="landmark_flat")(lm_head(lm_feats))
+        else:
+            lm_head = heads.build_landmark_head(roi_size, width["landmarks"], fc_units)
+            lm_flat = keras.layers.Reshape((-1, 136), name="landmark_flat")(lm_head(lm_feats))
+        block, levels = blocks["attributes"]
+        attr = heads.build_attribute_head(roi_size, width["attributes"], fc_units)(
+            block(face_samples, _taps(tops, levels)))
 
     outputs = {
         "rpn_cls_logits": keras.layers.Identity(name="rpn_cls_logits")(rpn_out["cls_logits"]),
@@ -156,7 +180,7 @@ def model_args(config: TFNConfig) -> dict:
         roi_size=config.roi_size, fused_channels=config.fused_channels,
         task_levels=tuple(config.levels_of(t) for t in ("detection", "landmarks", "attributes")),
         fc_units=config.fc_units, l2_scale=config.l2_scale, fused_block=config.fused_block,
-        shared_block=config.shared_block, channel_gate=config.tafn, two_step=config.two_step,
+        shared_block=config.shared_block, fc_sharing=config.fc_sharing, channel_gate=config.tafn, two_step=config.two_step,
         heatmap_landmarks=config.heatmap_landmarks, heatmap_upsample=config.heatmap_upsample,
         heatmap_channels=config.heatmap_channels,
     )
@@ -182,21 +206,27 @@ def build_serving_model(model: keras.Model, config: TFNConfig, name: str = "tfn_
         name = BLOCK_NAMES["detection" if config.shared_block else task]
         return model.get_layer(name), config.levels_of(task)
 
+    shared = model.get_layer(SHARED_HEADS[config.fc_sharing] + "_head") if config.fc_sharing != "none" else None
     b, levels = block("detection")
-    det = model.get_layer("detection_head")(b(proposal_boxes, _taps(tops, levels)))
+    det_head = shared if config.fc_sharing == "all" else model.get_layer("detection_head")
+    det = det_head(b(proposal_boxes, _taps(tops, levels)))
     boxes, scores, count, valid, kept_rois = DetectionPostprocess(
         config.max_detections, config.score_threshold, config.nms_iou, name="detections")(
         proposal_boxes, det["cls_logits"], det["box_deltas"])
     faces = boxes if config.two_step else kept_rois
     b, levels = block("landmarks")
     lm_feats = b(faces, _taps(tops, levels))
-    if config.heatmap_landmarks:
-        points = HeatmapLandmarkDecode(name="heatmap_points")(model.get_layer("landmark_heatmap_head")(lm_feats),
-                                                              faces)
+    if shared is not None:
+        attr = shared(lm_feats)
+        points = LandmarkDecode(name="landmark_points")(attr["landmarks"], faces)
     else:
-        points = LandmarkDecode(name="landmark_points")(model.get_layer("landmark_head")(lm_feats), faces)
-    b, levels = block("attributes")
-    attr = model.get_layer("attribute_head")(b(faces, _taps(tops, levels)))
+        if config.heatmap_landmarks:
+            points = HeatmapLandmarkDecode(name="heatmap_points")(
+                model.get_layer("landmark_heatmap_head")(lm_feats), faces)
+        else:
+            points = LandmarkDecode(name="landmark_points")(model.get_layer("landmark_head")(lm_feats), faces)
+        b, levels = block("attributes")
+        attr = model.get_layer("attribute_head")(b(faces, _taps(tops, levels)))
     outputs = {
         "boxes": keras.layers.Identity(name="boxes")(boxes),
         "scores": keras.layers.Identity(name="scores")(scores),
@@ -241,7 +271,7 @@ PRESETS = {"paper": _paper, "small": _small, "tiny": _tiny}
 PART_VARIABLES = {
     "stem": ("block*",),
     "rpn": ("rpn_*",),
-    "detection": ("detection_block/*", "det_*"),
-    "landmarks": ("landmark_block/*", "landmark_*", "heatmap_*"),
-    "attributes": ("attribute_block/*", "attribute_*", "age/*", "gender/*", "ethnicity/*"),
+    "detection": ("detection_block/*", "det_*", "region_fc*"),
+    "landmarks": ("landmark_block/*", "landmark_*", "heatmap_*", "face_fc*"),
+    "attributes": ("attribute_block/*", "attribute_*", "age/*", "gender/*", "ethnicity/*", "face_fc*"),
 }
