@@ -19,6 +19,8 @@ except RuntimeError:  # already initialised
 
 import pytest  # noqa: E402
 
+from tests.helpers import load_script  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -95,22 +97,12 @@ def synth_cache_dir(tmp_path_factory):
     return str(path)
 
 
-def load_recipe(name: str):
-    """``recipes/<name>.py`` as a module."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "recipes", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def ifan_smoke_run(tmp_path_factory, synth_cache_dir):
     """The ``ifan_3t_smoke`` experiment trained once per session; tests read (never
     write) its run directory."""
     run_dir = tmp_path_factory.mktemp("ifan_smoke") / "run"
-    code = load_recipe("train_ifan").main(["--experiment", "ifan_3t_smoke", "--model-dir", str(run_dir),
+    code = load_script("recipes", "train_ifan").main(["--experiment", "ifan_3t_smoke", "--model-dir", str(run_dir),
                                            "--cache-dir", synth_cache_dir])
     assert code == 0, "the ifan_3t_smoke run failed (its log is in the captured output above)"
     return run_dir

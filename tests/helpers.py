@@ -8,6 +8,17 @@ import keras
 import numpy as np
 
 
+def load_script(folder: str, name: str):
+    """``<folder>/<name>.py`` of the checkout (``recipes``, ``bench``) as a module."""
+    import importlib.util
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(name, os.path.join(root, folder, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 

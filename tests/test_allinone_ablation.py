@@ -5,7 +5,6 @@ meaningless), plus the pieces each variant depends on: which streams and loss te
 a task subset and an Eq. 6 setting train, and the identity-net initialisation.
 """
 
-import importlib.util
 import json
 import os
 
@@ -16,20 +15,13 @@ from keras_facemt.errors import ConfigError
 from keras_facemt.models.allinone import ablation, job, task
 from keras_facemt.models.allinone.experiments import get_experiment
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _recipe():
-    spec = importlib.util.spec_from_file_location("ablate_allinone", os.path.join(ROOT, "recipes", "ablate_allinone.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import load_script
 
 
 @pytest.mark.timeout(300)
 def test_recipe_runs_one_tiny_variant_into_reports(tmp_path):
     out, reports = tmp_path / "out", tmp_path / "reports"
-    code = _recipe().main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "16,0",
+    code = load_script("recipes", "ablate_allinone").main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "16,0",
                            "--yaw-bin-faces", "3",
                            "--out-dir", str(out), "--reports-dir", str(reports), "--cache-dir", str(tmp_path / "c")])
     assert code == 0
@@ -47,12 +39,12 @@ def test_recipe_runs_one_tiny_variant_into_reports(tmp_path):
     assert not (reports / "allinone_age_loss.md").exists()  # needs two age-loss runs
     assert summary["stage2_smile"]["faces"] >= 0 and summary["stage2_smile"]["model"].endswith("model.keras")
     # A finished run is reused only for the configuration it ran.
-    assert _recipe().main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "17,0",
+    assert load_script("recipes", "ablate_allinone").main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "17,0",
                            "--out-dir", str(out), "--reports-dir", str(reports)]) == 2
 
 
 def test_recipe_refuses_an_unknown_variant(capsys, tmp_path):
-    assert _recipe().main(["--variants", "mtl,nosuch", "--out-dir", str(tmp_path)]) == 2
+    assert load_script("recipes", "ablate_allinone").main(["--variants", "mtl,nosuch", "--out-dir", str(tmp_path)]) == 2
     assert "nosuch" in capsys.readouterr().err
 
 

@@ -2,20 +2,11 @@
 non-zero exit or an error, never a quieter number (``bench/bench_pipeline.py``,
 ``bench/bench_inference.py``; ``bench_tflite_size`` has its own test)."""
 
-import importlib.util
-import os
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _bench(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "bench", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import load_script
 
 
 def _inference_result(threads, rows, peak=100.0):
@@ -28,7 +19,7 @@ def _row(preset, fmt, fraction):
 
 
 def test_inference_floor_passes_only_when_a_float_format_reaches_it():
-    bench = _bench("bench_inference")
+    bench = load_script("bench", "bench_inference")
     line, ok = bench.floor_check([_inference_result(1, [_row("paper", "saved_model", 0.30)])])
     assert ok and "PASS" in line
     line, ok = bench.floor_check([_inference_result(1, [_row("paper", "saved_model", 0.20)])])
@@ -40,7 +31,7 @@ def test_inference_floor_passes_only_when_a_float_format_reaches_it():
 
 
 def test_inference_error_row_or_unmeasured_floor_fails():
-    bench = _bench("bench_inference")
+    bench = load_script("bench", "bench_inference")
     error = {"preset": "paper", "format": "onnx", "error": "converter exploded"}
     line, ok = bench.floor_check([_inference_result(2, [_row("paper", "saved_model", 0.40), error])])
     assert not ok and "paper/onnx/2t" in line
@@ -53,7 +44,7 @@ def test_inference_error_row_or_unmeasured_floor_fails():
 
 
 def test_pipeline_without_synthface_is_an_error(tmp_path, monkeypatch):
-    bench = _bench("bench_pipeline")
+    bench = load_script("bench", "bench_pipeline")
     monkeypatch.setitem(sys.modules, "keras_facemt.data.synthetic", None)
     with pytest.raises(ImportError):
         bench.write_shards(str(tmp_path / "shards"), 8)
@@ -65,7 +56,7 @@ def test_pipeline_without_synthface_is_an_error(tmp_path, monkeypatch):
 def test_pipeline_exit_status_is_the_floor_verdict(monkeypatch, capsys, step_rate, code):
     """The real shards and pipeline; the training step is replaced by a rate that
     misses (1e9 examples/s) or meets (1e-3) the 5x floor."""
-    bench = _bench("bench_pipeline")
+    bench = load_script("bench", "bench_pipeline")
     monkeypatch.setattr(bench, "bench_ifan_step", lambda *a: (step_rate, 32))
     argv = ["--examples", "16", "--batch", "4", "--batches", "2", "--renders", "2"]
     assert bench.main(argv) == code
@@ -83,7 +74,7 @@ def _peers(dlib_ms, uniface_ms, pipeline_ms):
 def test_peers_floors_are_judged_against_dlib(capsys):
     import argparse
 
-    bench = _bench("bench_peers")
+    bench = load_script("bench", "bench_peers")
     args = argparse.Namespace(images=1, repeats=1)
     assert bench.report(_peers((100, 500, 2000), (10, 10, 20), (50, 100, 300)), True, args) == 0
     assert capsys.readouterr().out.count("PASS") == 3
@@ -98,7 +89,7 @@ def test_peers_floors_are_judged_against_dlib(capsys):
 def test_peers_without_dlib_reports_own_rows_and_how_to_install(capsys):
     import argparse
 
-    bench = _bench("bench_peers")
+    bench = load_script("bench", "bench_peers")
     results = {k: v for k, v in _peers(None, (10, 10, 20), (50, 100, 300)).items() if k != "dlib"}
     assert bench.report(results, False, argparse.Namespace(images=1, repeats=1)) == 0
     out = capsys.readouterr().out
@@ -106,7 +97,7 @@ def test_peers_without_dlib_reports_own_rows_and_how_to_install(capsys):
 
 
 def test_tfn_bench_fails_when_a_row_cannot_be_measured(monkeypatch, capsys):
-    bench = _bench("bench_tfn")
+    bench = load_script("bench", "bench_tfn")
 
     def fake(graph, two_step, n_faces, preset, batch, repeats):
         if graph == "training" and n_faces == 20 and not two_step:
@@ -123,5 +114,5 @@ def test_tfn_bench_fails_when_a_row_cannot_be_measured(monkeypatch, capsys):
 
 
 def test_tfn_bench_measures_a_real_row():
-    bench = _bench("bench_tfn")
+    bench = load_script("bench", "bench_tfn")
     assert 0 < bench.measure("serving", True, 2, "tiny", 1, 1) < 60

@@ -2,27 +2,17 @@
 (judged on weight bytes): 0 on a pass, 1 on a miss or an unmeasured floor row."""
 
 import copy
-import importlib.util
 import json
-import os
 import re
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _bench():
-    path = os.path.join(ROOT, "bench", "bench_tflite_size.py")
-    spec = importlib.util.spec_from_file_location("bench_tflite_size", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import load_script
 
 
 @pytest.mark.slow
 def test_size_table_adds_up_and_exit_status_follows_the_floor(tmp_path, capsys, monkeypatch):
-    bench = _bench()
+    bench = load_script("bench", "bench_tflite_size")
     tiny = ["--presets", "tiny", "--iterations", "preset"]
     assert bench.main(tiny + ["--floor-preset", "tiny", "--json", str(tmp_path / "sizes.json")]) == 0
     out = capsys.readouterr().out
@@ -54,5 +44,5 @@ def test_size_table_adds_up_and_exit_status_follows_the_floor(tmp_path, capsys, 
 
 
 def test_requested_floor_row_that_is_missing_fails():
-    line, ok = _bench().floor_check([], "small", requested=True)
+    line, ok = load_script("bench", "bench_tflite_size").floor_check([], "small", requested=True)
     assert not ok and "not measured" in line

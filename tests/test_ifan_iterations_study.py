@@ -1,26 +1,18 @@
 """``recipes/ablate_ifan.py --investigate-iterations`` (reports/ifan_iterations.md): one tiny variant end to end."""
 
-import importlib.util
 import json
 import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _recipe():
-    spec = importlib.util.spec_from_file_location("ablate_ifan", os.path.join(ROOT, "recipes", "ablate_ifan.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import load_script
 
 
 def test_variants_change_one_factor_each():
     from keras_facemt.models.ifan.experiments import get_experiment
 
     base = get_experiment("ifan_3t_smoke")
-    runs = {name: exp for name, _, exp in _recipe().investigation_variants(base, 2)}
+    runs = {name: exp for name, _, exp in load_script("recipes", "ablate_ifan").investigation_variants(base, 2)}
     assert all(exp.iterations == 2 for exp in runs.values())
     cfg = {name: exp.model_config() for name, exp in runs.items()}
     assert cfg["every_block"].feedback_to == "every_block" and cfg["baseline"].feedback_to == "first_conv"
@@ -34,7 +26,7 @@ def test_variants_change_one_factor_each():
 
 
 def test_study_needs_an_interaction(tmp_path, capsys):
-    code = _recipe().main(["--investigate-iterations", "--experiment", "ifan_multihost_check", "--iter", "0",
+    code = load_script("recipes", "ablate_ifan").main(["--investigate-iterations", "--experiment", "ifan_multihost_check", "--iter", "0",
                            "--out-dir", str(tmp_path / "out")])
     assert code == 2 and "ITER >= 1" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "out")
@@ -57,7 +49,7 @@ def test_one_tiny_variant_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FACEMT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setitem(experiments.EXPERIMENTS, "ifan_iteration_study_tiny", _tiny_study_experiment)
     out = tmp_path / "study"
-    code = _recipe().main(["--investigate-iterations", "--experiment", "ifan_iteration_study_tiny",
+    code = load_script("recipes", "ablate_ifan").main(["--investigate-iterations", "--experiment", "ifan_iteration_study_tiny",
                            "--only", "iteration_bn", "--out-dir", str(out)])
     assert code == 0, capsys.readouterr().err
     run_config = json.load(open(out / "iteration_bn" / "run_config.json"))
@@ -73,7 +65,7 @@ def test_one_tiny_variant_end_to_end(tmp_path, monkeypatch, capsys):
     # Run again: the finished run is read back, not trained again, and gives the same table.
     mtime = os.path.getmtime(out / "iteration_bn" / "results.json")
     capsys.readouterr()
-    assert _recipe().main(["--investigate-iterations", "--experiment", "ifan_iteration_study_tiny",
+    assert load_script("recipes", "ablate_ifan").main(["--investigate-iterations", "--experiment", "ifan_iteration_study_tiny",
                            "--only", "iteration_bn", "--out-dir", str(out)]) == 0
     assert "finished before" in capsys.readouterr().out
     assert os.path.getmtime(out / "iteration_bn" / "results.json") == mtime
@@ -85,7 +77,7 @@ def test_a_finished_run_is_reused_only_for_the_same_experiment(tmp_path):
 
     from keras_facemt.models.ifan.experiments import get_experiment
 
-    recipe = _recipe()
+    recipe = load_script("recipes", "ablate_ifan")
     exp = get_experiment("ifan_3t_smoke", iterations=2)
     assert recipe.finished_results(str(tmp_path), exp) is None
     with open(tmp_path / "results.json", "w") as f:

@@ -1,6 +1,5 @@
 """``recipes/train_ifan.py``: bad input fails before training; the smoke experiment end to end."""
 
-import importlib.util
 import json
 import os
 
@@ -9,20 +8,13 @@ import pytest
 
 from keras_facemt.models.ifan import reports
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _recipe():
-    spec = importlib.util.spec_from_file_location("train_ifan", os.path.join(ROOT, "recipes", "train_ifan.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import load_script
 
 
 @pytest.fixture
 def run(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FACEMT_CACHE_DIR", str(tmp_path / "cache"))
-    recipe = _recipe()
+    recipe = load_script("recipes", "train_ifan")
 
     def call(*argv):
         code = recipe.main(list(argv) + ["--model-dir", str(tmp_path / "run")])

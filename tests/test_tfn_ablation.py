@@ -1,6 +1,5 @@
 """``recipes/ablate_tfn.py``: flags checked before anything trains; one tiny variant end to end."""
 
-import importlib.util
 import json
 import os
 
@@ -10,14 +9,7 @@ from keras_facemt.models.tfn import ablation
 from keras_facemt.models.tfn.experiments import get_experiment
 from keras_facemt.models.tfn.job import model_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _recipe():
-    spec = importlib.util.spec_from_file_location("ablate_tfn", os.path.join(ROOT, "recipes", "ablate_tfn.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+from tests.helpers import load_script
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -28,7 +20,7 @@ def _recipe():
 ])
 def test_bad_flags_fail_before_anything_runs(tmp_path, capsys, argv, message):
     out = tmp_path / "runs"
-    assert _recipe()(argv + ["--out-dir", str(out), "--reports-dir", str(tmp_path / "reports")]) == 2
+    assert load_script("recipes", "ablate_tfn").main(argv + ["--out-dir", str(out), "--reports-dir", str(tmp_path / "reports")]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "reports").exists()
 
@@ -55,7 +47,7 @@ def test_one_tiny_variant_end_to_end(tmp_path, monkeypatch):
     argv = ["--variants", "tfn_iou_match", "--preset", "small", "--steps", "3,0,0,0", "--scenes", "8,4",
             "--out-dir", str(out),
             "--cache-dir", str(tmp_path / "cache"), "--reports-dir", str(reports)]
-    assert _recipe()(argv) == 0
+    assert load_script("recipes", "ablate_tfn").main(argv) == 0
     with open(out / "tfn_iou_match" / "results.json") as f:
         results = json.load(f)
     assert results["experiment_config"]["rpn_matcher"] == "iou" and results["experiment_config"]["preset"] == "small"
@@ -66,7 +58,7 @@ def test_one_tiny_variant_end_to_end(tmp_path, monkeypatch):
     assert sorted(os.listdir(reports)) == ["tfn_matching.md"]
     # A finished variant is read back, not retrained.
     mtime = os.path.getmtime(out / "tfn_iou_match" / "results.json")
-    assert _recipe()(argv) == 0
+    assert load_script("recipes", "ablate_tfn").main(argv) == 0
     assert os.path.getmtime(out / "tfn_iou_match" / "results.json") == mtime
 
 
