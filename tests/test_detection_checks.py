@@ -129,15 +129,19 @@ def test_attributes_are_scored_and_a_flipped_attribute_fails():
 
 
 def test_labelled_attributes_allow_ten_percent_relative_loss():
+    # TFN's age (years) is scored against the 101-class ``age_class`` labels, whose
+    # class index is the age in years (its declaration's ``label``).
     spec = _tfn_spec()
+    assert spec.outputs["age"].label_task == "age_class"
     ref = _tfn_outputs(AGES, GENDERS, ETHNICITIES)
     labels = {"bbox": np.zeros((2, 3, 4), "float32"), "face_mask": np.zeros((2, 3), "float32"),
-              "has_boxes": np.ones(2, "float32"), "attr/age": np.zeros((2, 3), "float32"),
-              "has_attr/age": np.zeros((2, 3), "float32")}
+              "has_boxes": np.ones(2, "float32"), "attr/age_class": np.zeros((2, 3), "float32"),
+              "has_attr/age_class": np.zeros((2, 3), "float32")}
     labels["bbox"][0, :2], labels["bbox"][1, 0] = BOXES[0], BOXES[1][0]
     labels["face_mask"][0, :2] = labels["face_mask"][1, 0] = 1
-    labels["attr/age"][0, :2], labels["attr/age"][1, 0] = [32.0, 48.0], 21.0  # Keras MAE: (2 + 2 + 1) / 3
-    labels["has_attr/age"][0, :2] = labels["has_attr/age"][1, 0] = 1
+    # Keras MAE: (2 + 2 + 1) / 3
+    labels["attr/age_class"][0, :2], labels["attr/age_class"][1, 0] = [32.0, 48.0], 21.0
+    labels["has_attr/age_class"][0, :2] = labels["has_attr/age_class"][1, 0] = 1
     near = _tfn_outputs([[30.0, 50.0], [20.1]], GENDERS, ETHNICITIES)  # +0.1 year on one face
     m = detection_task_metrics(near, ref, labels, spec)
     assert m["age"]["reference"] == "labels" and m["age"]["examples"] == 3
@@ -159,3 +163,12 @@ def test_attributes_are_found_by_declaration_not_key_name():
     flipped = {rename[k]: v for k, v in _tfn_outputs(AGES, GENDERS, [[2, 2], [0]]).items()}
     m = detection_task_metrics(flipped, ref, {}, renamed_spec)
     assert m["ethnicity"]["export"] == 0.0 and m["gender"]["export"] == 1.0
+
+
+def test_a_declared_label_task_round_trips_and_plain_declarations_read_as_before():
+    from keras_facemt.configs.outputs import OutputSpec
+
+    age = OutputSpec("regression", task="age", per_face=True, unit="years", label="age_class")
+    assert OutputSpec.from_json(age.to_json()) == age and age.label_task == "age_class"
+    plain = OutputSpec("regression", task="age", unit="years")
+    assert "label" not in plain.to_json() and plain.label_task == "age"

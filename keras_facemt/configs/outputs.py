@@ -67,6 +67,9 @@ class OutputSpec:
             ``sigmoid`` for multi-label logits, ``identity`` when already in [0, 1]
             or not a probability).
         unit: unit of a ``regression`` output (``years``).
+        label: the schema task whose labels score the output when they are not
+            ``task``'s own (TFN's ``age`` in years is scored against the 101-class
+            ``age_class`` labels, whose class index is the age in years); None: ``task``.
     """
 
     kind: str
@@ -76,6 +79,12 @@ class OutputSpec:
     names: Tuple[str, ...] = ()
     activation: str = "identity"
     unit: str = ""
+    label: Optional[str] = None
+
+    @property
+    def label_task(self) -> Optional[str]:
+        """The schema task whose labels score this output."""
+        return self.label or self.task
 
     def __post_init__(self):
         if self.kind not in OUTPUT_KINDS:
@@ -89,7 +98,10 @@ class OutputSpec:
         object.__setattr__(self, "names", tuple(str(n) for n in self.names))
 
     def to_json(self) -> Dict[str, object]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+        values = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+        if values["label"] is None:  # declarations without one read as they always have
+            del values["label"]
+        return values
 
     @classmethod
     def from_json(cls, values: Mapping[str, object]) -> "OutputSpec":

@@ -63,9 +63,9 @@ def scorer_for(spec) -> Optional[Scorer]:
     if spec.kind == "parsing_logits":
         return Scorer("overall_fscore", True, batch_keys.PARSING, batch_keys.HAS_PARSING)
     if spec.kind == "class_logits":
-        return Scorer("accuracy", True, batch_keys.attr(spec.task), batch_keys.has_attr(spec.task))
+        return Scorer("accuracy", True, batch_keys.attr(spec.label_task), batch_keys.has_attr(spec.label_task))
     if spec.kind == "regression":
-        return Scorer("mae", False, batch_keys.attr(spec.task), batch_keys.has_attr(spec.task))
+        return Scorer("mae", False, batch_keys.attr(spec.label_task), batch_keys.has_attr(spec.label_task))
     if spec.kind == "pose":
         return Scorer("mae_degrees", False, batch_keys.POSE, batch_keys.HAS_POSE)
     if spec.kind == "multilabel":
@@ -159,8 +159,8 @@ def _crop_output_metrics(spec, pred, labels, n) -> Dict[str, object]:
                 **{f"fscore/{k}": float(v) for k, v in scores["table2"].items()},
                 "examples": int(keep.sum())}
     if spec.kind in ("class_logits", "regression"):
-        key = batch_keys.attr(spec.task)
-        keep = _present(labels, batch_keys.has_attr(spec.task), n)
+        key = batch_keys.attr(spec.label_task)
+        keep = _present(labels, batch_keys.has_attr(spec.label_task), n)
         if key not in labels or not keep.any():
             return {}
         target = np.asarray(labels[key]).reshape(n)[keep]

@@ -32,8 +32,8 @@ def model_tasks(model) -> List[str]:
     for out in spec.outputs.values():
         if out.kind == "multilabel":
             tasks.update(n for n in out.names if n in schema.all_tasks())
-        elif out.task in schema.all_tasks():
-            tasks.add(out.task)
+        elif out.label_task in schema.all_tasks():
+            tasks.add(out.label_task)
     return sorted(tasks)
 
 

@@ -30,7 +30,7 @@ def serving_spec(config: TFNConfig) -> ServingSpec:
         "scores": OutputSpec("scores", task="detection", per_face=True),
         "num_detections": OutputSpec("count", task="detection"),
         "landmarks": OutputSpec("landmarks", task="landmarks", per_face=True, scheme="ibug68"),
-        "age": OutputSpec("regression", task="age", per_face=True, unit="years"),
+        "age": OutputSpec("regression", task="age", per_face=True, unit="years", label="age_class"),
         "gender_logits": OutputSpec("class_logits", task="gender", per_face=True, names=_names("gender"),
                                     activation="softmax"),
         "ethnicity_logits": OutputSpec("class_logits", task="ethnicity", per_face=True, names=_names("ethnicity"),
