@@ -24,10 +24,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None) -> int:
-    from keras_facemt.errors import ConfigError, FaceMTError
+    from keras_facemt.errors import FaceMTError
     from keras_facemt.models.allinone.ablation import VARIANTS, run_ablation, write_reports
     from keras_facemt.models.allinone.experiments import get_experiment
     from keras_facemt.models.allinone.job import parse_steps
+    from keras_facemt.training.runner import selected_variants
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="allinone_smoke", help="base experiment (default allinone_smoke)")
@@ -41,11 +42,7 @@ def main(argv=None) -> int:
     command = "python recipes/ablate_allinone.py" + "".join(f" {shlex.quote(a)}" for a in
                                                              (sys.argv[1:] if argv is None else argv))
     try:
-        variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
-        for v in variants or ():
-            if v not in VARIANTS:
-                raise ConfigError(f"Unknown variant {v!r}; variants: {sorted(VARIANTS)}. "
-                                  f"Received: --variants={args.variants}")
+        variants = selected_variants(args.variants, VARIANTS)
         overrides = parse_steps(args.steps)
         base = get_experiment(args.experiment, yaw_bin_faces=args.yaw_bin_faces, **overrides)
         out = args.out_dir or os.path.join("runs", f"{base.name}_ablation_{base.steps_euclidean}_{base.steps_gaussian}")

@@ -17,10 +17,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None) -> int:
-    from keras_facemt.errors import ConfigError, FaceMTError
+    from keras_facemt.errors import FaceMTError
     from keras_facemt.models.mtfr.ablation import VARIANTS, run_ablation
     from keras_facemt.models.mtfr.experiments import get_experiment
     from keras_facemt.models.mtfr.job import parse_steps
+    from keras_facemt.training.runner import selected_variants
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="mtfr_smoke")
@@ -32,10 +33,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         overrides = parse_steps(args.steps) if args.steps else {}
-        variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
-        for v in variants or ():
-            if v not in VARIANTS:
-                raise ConfigError(f"Unknown variant {v!r}; variants: {sorted(VARIANTS)}. Received: --variants={args.variants}")
+        variants = selected_variants(args.variants, VARIANTS)
         exp = get_experiment(args.experiment, **overrides)
         out = args.model_dir or os.path.join("runs", f"{exp.name}_ablation")
         run_ablation(exp, out, cache_dir=args.cache_dir, variants=variants, reports_dir=args.reports_dir)

@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     from keras_facemt.models.tfn.ablation import VARIANTS, run_ablation, write_reports
     from keras_facemt.models.tfn.experiments import get_experiment
     from keras_facemt.models.tfn.job import parse_steps
-    from keras_facemt.training.runner import common_overrides, step_counts
+    from keras_facemt.training.runner import common_overrides, selected_variants, step_counts
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="tfn_ablation")
@@ -49,11 +49,7 @@ def main(argv=None) -> int:
                 overrides["train_scenes"], overrides["test_scenes"] = step_counts(args.scenes, "TRAIN,TEST", (1, 1))
             except ConfigError:
                 raise ConfigError(f"--scenes must be TRAIN,TEST (two counts >= 1). Received: --scenes={args.scenes!r}")
-        variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
-        for v in variants or ():
-            if v not in VARIANTS:
-                raise ConfigError(f"Unknown variant {v!r}; variants: {list(VARIANTS)}. "
-                                  f"Received: --variants={args.variants}")
+        variants = selected_variants(args.variants, VARIANTS)
         exp = get_experiment(args.experiment, **overrides)
         out = args.out_dir or os.path.join("runs", exp.name)
         scores = run_ablation(exp, out, cache_dir=args.cache_dir, variants=variants)

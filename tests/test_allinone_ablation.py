@@ -18,12 +18,16 @@ from keras_facemt.models.allinone.experiments import get_experiment
 from tests.helpers import load_script
 
 
+def _main(argv):
+    return load_script("recipes", "ablate_allinone").main(argv)
+
+
 @pytest.mark.timeout(300)
 def test_recipe_runs_one_tiny_variant_into_reports(tmp_path):
     out, reports = tmp_path / "out", tmp_path / "reports"
-    code = load_script("recipes", "ablate_allinone").main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "16,0",
-                           "--yaw-bin-faces", "3",
-                           "--out-dir", str(out), "--reports-dir", str(reports), "--cache-dir", str(tmp_path / "c")])
+    code = _main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "16,0",
+                 "--yaw-bin-faces", "3",
+                 "--out-dir", str(out), "--reports-dir", str(reports), "--cache-dir", str(tmp_path / "c")])
     assert code == 0
     run = json.loads((out / "mtl_scratch" / "results.json").read_text())
     assert run["experiment"] == "allinone_micro_mtl_scratch" and run["system"] == "allinone"
@@ -39,12 +43,12 @@ def test_recipe_runs_one_tiny_variant_into_reports(tmp_path):
     assert not (reports / "allinone_age_loss.md").exists()  # needs two age-loss runs
     assert summary["stage2_smile"]["faces"] >= 0 and summary["stage2_smile"]["model"].endswith("model.keras")
     # A finished run is reused only for the configuration it ran.
-    assert load_script("recipes", "ablate_allinone").main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "17,0",
-                           "--out-dir", str(out), "--reports-dir", str(reports)]) == 2
+    assert _main(["--experiment", "allinone_micro", "--variants", "mtl_scratch", "--steps", "17,0",
+                 "--out-dir", str(out), "--reports-dir", str(reports)]) == 2
 
 
 def test_recipe_refuses_an_unknown_variant(capsys, tmp_path):
-    assert load_script("recipes", "ablate_allinone").main(["--variants", "mtl,nosuch", "--out-dir", str(tmp_path)]) == 2
+    assert _main(["--variants", "mtl,nosuch", "--out-dir", str(tmp_path)]) == 2
     assert "nosuch" in capsys.readouterr().err
 
 

@@ -42,3 +42,13 @@ def test_unknown_command_exits_with_usage():
     with pytest.raises(SystemExit) as e:
         main(["fly"])
     assert e.value.code == 2
+
+
+def test_ablation_variant_lists_are_checked_by_name():
+    from keras_facemt.errors import ConfigError
+    from keras_facemt.training.runner import selected_variants
+
+    assert selected_variants(None, ("a", "b")) is None and selected_variants("", ("a", "b")) is None
+    assert selected_variants("b, a", ("a", "b")) == ["b", "a"]
+    with pytest.raises(ConfigError, match=r"Unknown variant 'c'; variants: \['a', 'b'\]. Received: --variants=a,c"):
+        selected_variants("a,c", ("b", "a"))

@@ -8,6 +8,10 @@ import pytest
 from tests.helpers import load_script
 
 
+def _main(argv):
+    return load_script("recipes", "ablate_ifan").main(argv)
+
+
 def test_variants_change_one_factor_each():
     from keras_facemt.models.ifan.experiments import get_experiment
 
@@ -26,8 +30,8 @@ def test_variants_change_one_factor_each():
 
 
 def test_study_needs_an_interaction(tmp_path, capsys):
-    code = load_script("recipes", "ablate_ifan").main(["--investigate-iterations", "--experiment", "ifan_multihost_check", "--iter", "0",
-                           "--out-dir", str(tmp_path / "out")])
+    code = _main(["--investigate-iterations", "--experiment", "ifan_multihost_check", "--iter", "0",
+                 "--out-dir", str(tmp_path / "out")])
     assert code == 2 and "ITER >= 1" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "out")
 
@@ -49,8 +53,8 @@ def test_one_tiny_variant_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FACEMT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setitem(experiments.EXPERIMENTS, "ifan_iteration_study_tiny", _tiny_study_experiment)
     out = tmp_path / "study"
-    code = load_script("recipes", "ablate_ifan").main(["--investigate-iterations", "--experiment", "ifan_iteration_study_tiny",
-                           "--only", "iteration_bn", "--out-dir", str(out)])
+    code = _main(["--investigate-iterations", "--experiment", "ifan_iteration_study_tiny",
+                 "--only", "iteration_bn", "--out-dir", str(out)])
     assert code == 0, capsys.readouterr().err
     run_config = json.load(open(out / "iteration_bn" / "run_config.json"))
     assert run_config["config"]["iteration_bn"] is True
@@ -65,8 +69,8 @@ def test_one_tiny_variant_end_to_end(tmp_path, monkeypatch, capsys):
     # Run again: the finished run is read back, not trained again, and gives the same table.
     mtime = os.path.getmtime(out / "iteration_bn" / "results.json")
     capsys.readouterr()
-    assert load_script("recipes", "ablate_ifan").main(["--investigate-iterations", "--experiment", "ifan_iteration_study_tiny",
-                           "--only", "iteration_bn", "--out-dir", str(out)]) == 0
+    assert _main(["--investigate-iterations", "--experiment", "ifan_iteration_study_tiny",
+                 "--only", "iteration_bn", "--out-dir", str(out)]) == 0
     assert "finished before" in capsys.readouterr().out
     assert os.path.getmtime(out / "iteration_bn" / "results.json") == mtime
     assert open(out / "iterations.md").read().split("Machine:")[0] == md.split("Machine:")[0]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from keras_facemt.errors import ConfigError
 from keras_facemt.metrics.headline import check_headline
@@ -139,6 +139,22 @@ def step_counts(text: str, names: str, minimum: Tuple[int, ...] = ()) -> Tuple[i
         need = ", ".join(f"{n} >= {f}" for n, f in zip(parts, floors))
         raise ConfigError(f"--steps must be {names} ({need}). Received: --steps={text!r}")
     return counts
+
+
+def selected_variants(text: Optional[str], known) -> Optional[List[str]]:
+    """``"a,b"`` -> ``["a", "b"]`` for an ablation's ``--variants`` flag; None (every
+    variant) when ``text`` is empty.
+
+    Raises:
+        ConfigError: a name that is not one of ``known``.
+    """
+    if not text:
+        return None
+    names = [v.strip() for v in text.split(",")]
+    for v in names:
+        if v not in known:
+            raise ConfigError(f"Unknown variant {v!r}; variants: {sorted(known)}. Received: --variants={text}")
+    return names
 
 
 def _strategy_name(strategy) -> str:
