@@ -9,9 +9,9 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from keras_facemt.configs.data import AugmentConfig, DataConfig
-from keras_facemt.metrics.identification import identification
+from keras_facemt.metrics.identification import first_image_gallery, identification
 from keras_facemt.metrics.multilabel import attribute_accuracy, majority_baseline
-from keras_facemt.metrics.tar_far import tar_at_far
+from keras_facemt.metrics.tar_far import measurable_fars, tar_at_far
 from keras_facemt.metrics.verification import best_threshold, verification_accuracy
 from keras_facemt.models.mtfr.config import ATTRIBUTES
 from keras_facemt.models.mtfr.data import ATTRIBUTE_TASKS
@@ -112,29 +112,19 @@ def pair_scores(emb: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return np.sum(emb[pairs[:, 0]] * emb[pairs[:, 1]], -1)
 
 
-def gallery_split(ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Gallery: each person's first image; probes: the rest (MegaFace: one gallery face per probe identity)."""
-    first = {}
-    for i, p in enumerate(ids):
-        first.setdefault(int(p), i)
-    g = np.array(sorted(first.values()), np.int64)
-    probes = np.setdiff1d(np.arange(len(ids)), g)
-    return g, probes
-
-
 def recognition_metrics(test_emb, test_ids, distractor_emb, pairs, same, folds, val_emb, val_pairs, val_same):
     """Verification (10-fold + deployed threshold), identification with distractors, TAR@FAR."""
     ver = verification_accuracy(pair_scores(test_emb, pairs), same, folds=folds)
     threshold = best_threshold(pair_scores(val_emb, val_pairs), val_same)
     at_threshold = float(((pair_scores(test_emb, pairs) >= threshold) == same).mean())
-    g, probes = gallery_split(test_ids)
+    g, probes = first_image_gallery(test_ids)
     gallery_emb = np.concatenate([test_emb[g], distractor_emb], 0)
     gallery_ids = np.concatenate([test_ids[g], np.full(len(distractor_emb), -1)])
     ident = identification(test_emb[probes], test_ids[probes], gallery_emb, gallery_ids)
     scores = test_emb[probes] @ gallery_emb.T
     genuine = test_ids[probes][:, None] == gallery_ids[None, :]
     # A FAR below 1 / impostors cannot be measured (tiny galleries): report the others.
-    measurable = tuple(f for f in FARS if f * (~genuine).sum() >= 1)
+    measurable = measurable_fars(FARS, int((~genuine).sum()))
     tar = tar_at_far(scores.reshape(-1), genuine.reshape(-1), measurable)
     return {"verification": ver, "threshold": threshold, "verification_at_threshold": at_threshold,
             "identification": ident, "tar_at_far": tar}
