@@ -21,11 +21,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None) -> int:
-    from keras_facemt.errors import ConfigError, FaceMTError
+    from keras_facemt.errors import FaceMTError
     from keras_facemt.models.tfn.ablation import VARIANTS, run_ablation, write_reports
     from keras_facemt.models.tfn.experiments import get_experiment
-    from keras_facemt.models.tfn.job import parse_steps
-    from keras_facemt.training.runner import common_overrides, selected_variants, step_counts
+    from keras_facemt.models.tfn.job import parse_scenes, parse_steps
+    from keras_facemt.training.runner import common_overrides, selected_variants
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="tfn_ablation")
@@ -45,10 +45,7 @@ def main(argv=None) -> int:
         if args.steps:
             overrides.update(parse_steps(args.steps))
         if args.scenes:
-            try:
-                overrides["train_scenes"], overrides["test_scenes"] = step_counts(args.scenes, "TRAIN,TEST", (1, 1))
-            except ConfigError:
-                raise ConfigError(f"--scenes must be TRAIN,TEST (two counts >= 1). Received: --scenes={args.scenes!r}")
+            overrides.update(parse_scenes(args.scenes))
         variants = selected_variants(args.variants, VARIANTS)
         exp = get_experiment(args.experiment, **overrides)
         out = args.out_dir or os.path.join("runs", exp.name)

@@ -15,6 +15,9 @@ Experiments:
 * ``tfn_smoke``: the integration test, the ``small`` network at 96 px, 560 updates.
 * ``tfn_ablation``: the base of ``recipes/ablate_tfn.py`` (13 variants), the smoke
   network and schedule on more held-out scenes (150) for less noisy comparisons.
+* ``tfn_morph``: the MORPH II S1 / S2 / S3 protocol (Table V, ``morph_protocol.py``;
+  run with ``--data morph=DIR``): the smoke network and base stages 1-3, then 300
+  stage-4 updates per fold on the training subset's photos.
 * ``tfn_paper``: the paper's sizes (VGG-16 stem, 4096-wide FCs) and the Sec. V-C
   schedule (SGD, lr 1e-3, /10 every 50k of 150k iterations), for an accelerator.
 """
@@ -124,13 +127,19 @@ def _tfn_ablation() -> TFNExperiment:
     return dataclasses.replace(_tfn_smoke(), name="tfn_ablation", test_scenes=150)
 
 
+def _tfn_morph() -> TFNExperiment:
+    # The smoke network and base schedule; each fold's stage 4 on a few hundred MORPH-like photos.
+    return dataclasses.replace(_tfn_smoke(), name="tfn_morph", stage_steps=(400, 40, 60, 300))
+
+
 def _tfn_paper() -> TFNExperiment:
     return TFNExperiment("tfn_paper", preset="paper", train_scenes=60000, test_scenes=3000, max_faces=8,
                          stage_steps=(150000, 150000, 150000, 150000), stage_drops=(1 / 3, 2 / 3), batch_size=2,
                          optimizer="sgd", learning_rates=(1e-3, 1e-3, 1e-2, 1e-2))
 
 
-EXPERIMENTS = {"tfn": _tfn, "tfn_smoke": _tfn_smoke, "tfn_ablation": _tfn_ablation, "tfn_paper": _tfn_paper}
+EXPERIMENTS = {"tfn": _tfn, "tfn_smoke": _tfn_smoke, "tfn_ablation": _tfn_ablation, "tfn_morph": _tfn_morph,
+               "tfn_paper": _tfn_paper}
 
 
 def get_experiment(name: str, **overrides) -> TFNExperiment:

@@ -15,6 +15,9 @@
    its trivial baseline;
 4. writes ``model.keras`` (with its model info) and ``run_config.json``; the
    runner writes ``results.json`` (with its ``headline`` list) and ``results.md``.
+
+With ``--data morph=DIR`` (a ``convert_morph.py --protocol s123`` conversion) the run
+is the MORPH II S1 / S2 / S3 protocol of Table V instead (``morph_protocol.py``).
 """
 
 from __future__ import annotations
@@ -61,43 +64,64 @@ def render_scenes(exp: TFNExperiment, image_size: int, cache_dir: str, log: Call
 
 
 def loss_terms(cfg, rpn_matcher: str = "top_k"):
-    """The Eq. 1 terms as ``LossTerm``s (presence: images with exhaustive boxes); ``rpn_matcher``
-    as ``losses.rpn_losses``."""
+    """The Eq. 1 terms as ``LossTerm``s; ``rpn_matcher`` as ``losses.rpn_losses``.
+
+    Presence: the RPN and detection terms count on images with exhaustive boxes
+    (``has_boxes``: their negatives are every other region); the landmark and attribute
+    terms on images with a face box to sample from (``task.FACE_ROI_PRESENCE``), so a
+    one-face photo without exhaustive boxes (MORPH) still trains the attribute subnet.
+    """
     from keras_facemt.data import batch as batch_keys
     from keras_facemt.models.tfn.losses import loss_functions
     from keras_facemt.models.tfn.model import anchors_of
     from keras_facemt.training.schedule import LossTerm
 
     heatmap = cfg.roi_size * cfg.heatmap_upsample if cfg.heatmap_landmarks else None
-    return tuple(LossTerm(name, output, batch_keys.HAS_BOXES, fn, weight)
+    return tuple(LossTerm(name, output, batch_keys.HAS_BOXES if name.startswith(("rpn/", "detection/"))
+                          else task.FACE_ROI_PRESENCE, fn, weight)
                  for name, (output, fn, weight) in loss_functions(anchors_of(cfg), heatmap,
                                                                   rpn_matcher=rpn_matcher).items())
 
 
-def phases(exp: TFNExperiment):
-    """Sec. IV-C's four stages as trainer phases (a stage with 0 steps is left out)."""
+STAGE_NAMES = ("stage1_joint", "stage2_detection", "stage3_landmarks", "stage4_attributes")
+
+
+def phases(exp: TFNExperiment, attribute_stream: str = "scenes", joint_terms=("*",)):
+    """Sec. IV-C's four stages as trainer phases (a stage with 0 steps is left out).
+
+    Args:
+        attribute_stream: the stream stage 4 draws from (Sec. V-C: MORPH II's training
+            subset, while stages 1-3 read the scenes).
+        joint_terms: the loss terms of stage 1 (``("*",)``: every Eq. 1 term).
+    """
     from keras_facemt.models.tfn.model import PART_VARIABLES as parts
     from keras_facemt.training.schedule import LearningRate, Phase
 
     specs = [
-        ("stage1_joint", ("*",), ()),
-        ("stage2_detection", ("rpn/*", "detection/*"), parts["stem"] + parts["rpn"] + parts["detection"]),
-        ("stage3_landmarks", ("landmarks",), parts["landmarks"]),
-        ("stage4_attributes", ("attributes/*",), parts["attributes"]),
+        (joint_terms, (), "scenes"),
+        (("rpn/*", "detection/*"), parts["stem"] + parts["rpn"] + parts["detection"], "scenes"),
+        (("landmarks",), parts["landmarks"], "scenes"),
+        (("attributes/*",), parts["attributes"], attribute_stream),
     ]
     out = []
-    for (name, terms, trainable), steps, lr in zip(specs, exp.stage_steps, exp.learning_rates):
+    for name, (terms, trainable, stream), steps, lr in zip(STAGE_NAMES, specs, exp.stage_steps, exp.learning_rates):
         if not steps:
             continue
         drops = tuple(sorted({int(round(f * steps)) for f in exp.stage_drops if 1 <= int(round(f * steps)) < steps}))
-        out.append(Phase(name, steps, ("scenes",), loss_terms=terms, trainable=trainable,
+        out.append(Phase(name, steps, (stream,), loss_terms=tuple(terms), trainable=trainable,
                          learning_rate=LearningRate(lr, decay="step", boundaries=drops)))
     return out
 
 
 def train(exp: TFNExperiment, cfg, data_dir: str, model_dir: str, strategy=None, deterministic: bool = False,
-          log: Callable = print):
-    """Runs the four stages with the shared trainer; returns (model, history, seconds)."""
+          log: Callable = print, streams=None, schedule=None, model_fn=None, datasets=None):
+    """Runs the four stages with the shared trainer; returns (model, history, seconds).
+
+    ``streams`` / ``schedule`` / ``model_fn`` replace the scene stream of ``data_dir``,
+    ``phases(exp)`` and a freshly built TFN (the MORPH protocol trains its folds' stage 4
+    from a trained base, ``morph_protocol.py``); ``datasets`` (default ``{"train":
+    data_dir}``) is what ``run_config.json`` records.
+    """
     import tensorflow as tf
 
     from keras_facemt.models.model_info import write_run_config
@@ -106,37 +130,42 @@ def train(exp: TFNExperiment, cfg, data_dir: str, model_dir: str, strategy=None,
     from keras_facemt.training.trainer import Trainer, TrainerConfig
 
     kwargs = {"momentum": exp.momentum, "weight_decay": exp.weight_decay} if exp.optimizer == "sgd" else {}
+    schedule = list(schedule if schedule is not None else phases(exp))
     trainer = Trainer(
-        lambda: tfn_model.build_model(cfg), loss_terms(cfg, exp.rpn_matcher),
-        {"scenes": task.train_stream(exp, data_dir, cfg.image_size)}, phases(exp),
+        model_fn or (lambda: tfn_model.build_model(cfg)), loss_terms(cfg, exp.rpn_matcher),
+        streams or {"scenes": task.train_stream(exp, data_dir, cfg.image_size)}, schedule,
         TrainerConfig(model_dir=model_dir, steps_per_loop=10, optimizer=exp.optimizer, optimizer_kwargs=kwargs,
                       clipnorm=10.0, seed=exp.seed, deterministic=deterministic, summaries=False, progress=False,
                       checkpoint_every_loops=20),
         strategy=strategy if strategy is not None else tf.distribute.get_strategy(),
     )
     if trainer.is_chief:
-        write_run_config(model_dir, get_system("tfn").model_info(cfg, exp.preset), exp.name, {"train": data_dir})
+        write_run_config(model_dir, get_system("tfn").model_info(cfg, exp.preset), exp.name,
+                         dict(datasets or {"train": data_dir}))
     t = time.time()
     history = trainer.train()
     seconds = time.time() - t
-    log(f"trained {'+'.join(str(s) for s in exp.stage_steps)} steps in {seconds:.0f}s")
+    log(f"trained {'+'.join(str(p.steps) for p in schedule)} steps in {seconds:.0f}s")
     return trainer.model, history, seconds
 
 
-def _final_losses(history) -> Dict[str, Dict[str, float]]:
+def final_losses(history) -> Dict[str, Dict[str, float]]:
     return {p.get("name", str(i)): {k: float(v) for k, v in (p.get("metrics") or {}).items()
                                     if isinstance(v, (int, float))}
             for i, p in enumerate(history.get("phases") or [])}
 
 
 DEFAULT_EXPERIMENT = "tfn"
-DATA_TASKS = ("train",)
+# ``morph``: a ``convert_morph.py --protocol s123`` conversion; the run becomes the
+# Table V protocol (``morph_protocol.py``).
+DATA_TASKS = ("train", "morph")
 
 
 def add_arguments(parser) -> None:
     """TFN's own flags for ``facemt train tfn``."""
     parser.add_argument("--steps", default=None, help="S1,S2,S3,S4 updates of the four stages, e.g. 1500,300,200,200")
     parser.add_argument("--partial-labels", action="store_true", help="JFA-like partial landmark / attribute labels")
+    parser.add_argument("--scenes", default=None, help="TRAIN,TEST SynthFace scenes, e.g. 480,80")
 
 
 def parse_steps(text: str) -> dict:
@@ -150,18 +179,47 @@ def parse_steps(text: str) -> dict:
     return {"stage_steps": step_counts(text, "S1,S2,S3,S4")}
 
 
+def parse_scenes(text: str) -> dict:
+    """``"TRAIN,TEST"`` -> experiment overrides.
+
+    Raises:
+        ConfigError: for anything but two integers >= 1.
+    """
+    from keras_facemt.errors import ConfigError
+    from keras_facemt.training.runner import step_counts
+
+    try:
+        train, test = step_counts(text, "TRAIN,TEST", (1, 1))
+    except ConfigError:
+        raise ConfigError(f"--scenes must be TRAIN,TEST (two counts >= 1). Received: --scenes={text!r}") from None
+    return {"train_scenes": train, "test_scenes": test}
+
+
 def configure(exp: TFNExperiment, args) -> TFNExperiment:
-    """``exp`` with the command line's ``--preset``, ``--seed``, ``--steps`` and ``--partial-labels``."""
+    """``exp`` with the command line's ``--preset``, ``--seed``, ``--steps``, ``--scenes`` and ``--partial-labels``."""
     from keras_facemt.training.runner import common_overrides
 
     overrides = common_overrides(args)
     if getattr(args, "steps", None):
         overrides.update(parse_steps(args.steps))
+    if getattr(args, "scenes", None):
+        overrides.update(parse_scenes(args.scenes))
     if getattr(args, "partial_labels", False):
         overrides["partial_labels"] = True
     exp = dataclasses.replace(exp, **overrides) if overrides else exp
     model_config(exp)  # validates the preset now, not after rendering
     return exp
+
+
+def evaluate_scenes(exp: TFNExperiment, cfg, model, scenes: str, train_dir: str) -> Dict[str, object]:
+    """``task.evaluate`` of ``model``'s deployable graph on the held-out SynthFace scenes of ``scenes``."""
+    from keras_facemt.models.registry import get_system
+
+    # AP integrates over every score: evaluate with a low threshold, as detection benchmarks do.
+    served = get_system("tfn").serving_model(model, dataclasses.replace(cfg, score_threshold=EVAL_SCORE_THRESHOLD),
+                                              exp.preset)
+    return task.evaluate(served, task.collect_labels(exp, scenes, "test", cfg.image_size),
+                         task.collect_labels(exp, train_dir, "train", cfg.image_size), cfg.max_detections)
 
 
 def run(exp: TFNExperiment, ctx) -> Dict[str, object]:
@@ -170,10 +228,16 @@ def run(exp: TFNExperiment, ctx) -> Dict[str, object]:
     ``ctx.data["train"]``, when given, is a converted scenes dataset (boxes, ibug68
     landmarks, age_class, gender, ethnicity) trained on instead of the synthetic
     training split; evaluation stays on the synthetic held-out scenes.
+    ``ctx.data["morph"]`` runs the MORPH II S1 / S2 / S3 protocol instead
+    (``morph_protocol.run``).
     """
     from keras_facemt.models.registry import get_system
     from keras_facemt.serving.keras_format import save_model
 
+    if "morph" in ctx.data:
+        from keras_facemt.models.tfn import morph_protocol
+
+        return morph_protocol.run(exp, ctx)
     t0 = time.time()
     timings: Dict[str, float] = {}
     cfg = model_config(exp)
@@ -183,23 +247,26 @@ def run(exp: TFNExperiment, ctx) -> Dict[str, object]:
     model, history, seconds = train(exp, cfg, train_dir, ctx.model_dir, ctx.strategy, ctx.deterministic, ctx.log)
     timings["train"] = seconds
     t = time.time()
-    system = get_system("tfn")
-    # AP integrates over every score: evaluate with a low threshold, as detection benchmarks do.
-    served = system.serving_model(model, dataclasses.replace(cfg, score_threshold=EVAL_SCORE_THRESHOLD), exp.preset)
-    res = task.evaluate(served, task.collect_labels(exp, scenes, "test", cfg.image_size),
-                        task.collect_labels(exp, train_dir, "train", cfg.image_size), cfg.max_detections)
+    res = evaluate_scenes(exp, cfg, model, scenes, train_dir)
     timings["evaluate"] = time.time() - t
     results = {
         "config": dataclasses.asdict(cfg), "params": int(model.count_params()),
         "train_images_per_second": exp.batch_size * sum(exp.stage_steps) / max(seconds, 1e-9),
-        "final_losses": _final_losses(history), "nonfinite_steps": int(history.get("nonfinite_steps", 0)),
+        "final_losses": final_losses(history), "nonfinite_steps": int(history.get("nonfinite_steps", 0)),
         "data_issues": history.get("data_issues", {}),
         **res, "timings_seconds": timings,
     }
     results["headline"] = task.headline(results, exp)
+    system = get_system("tfn")
     path = save_model(model, ctx.path("model.keras"), info=system.model_info(cfg, exp.preset))
     results["paths"] = {"model_keras": path, "scenes": scenes}
     return results
 
 
-results_markdown = task.results_markdown
+def results_markdown(results: Dict) -> str:
+    """``results.md``: the MORPH protocol's Table V, or the SynthFace run's tables."""
+    if "morph" in results:
+        from keras_facemt.models.tfn import morph_protocol
+
+        return morph_protocol.results_markdown(results)
+    return task.results_markdown(results)

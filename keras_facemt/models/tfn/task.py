@@ -40,19 +40,26 @@ ATTRIBUTES = ("age_class", "gender", "ethnicity")
 CUTOFFS = (0.1, 0.2, 0.3)
 # "Small" faces of the matching comparison (Sec. IV-B.1): narrower than this share of the image.
 SMALL_FACE_WIDTH = 0.15
+# Batch key of the per-image presence of the landmark and attribute terms (``face_roi_stream``).
+FACE_ROI_PRESENCE = "has_face_rois"
 # Table IV / V (TFN, no JFA) for the report.
 PAPER_TABLE4 = {0.1: (0.3932, 0.0783), 0.2: (0.6813, 0.0117), 0.3: (0.7843, 0.0083)}
 PAPER_TABLE5 = {"age_mae": (3.23, 3.18), "gender": (0.9871, 0.9866), "ethnicity": (0.9805, 0.9813)}
 
 
+def train_augment(exp) -> AugmentConfig:
+    """Training augmentation: flips and mild colour jitter (no scale or shift: the boxes stay put)."""
+    return AugmentConfig(flip=exp.flip, scale_range=(1.0, 1.0), shift=0.0, brightness=0.05, contrast=0.05,
+                         saturation=0.05, hue=0.0)
+
+
 def scene_stream(exp, data_dir: str, split: str, image_size: int, training: bool) -> DataConfig:
     """Scenes with every TFN label; flips and mild colour jitter when training."""
-    augment = AugmentConfig(flip=exp.flip, scale_range=(1.0, 1.0), shift=0.0, brightness=0.05, contrast=0.05,
-                            saturation=0.05, hue=0.0) if training else None
     return DataConfig(
         name="scenes", data_dir=data_dir, split=split, mode="scenes", image_size=(image_size, image_size),
         global_batch_size=exp.batch_size, tasks=TASKS, landmark_scheme="ibug68", max_faces=exp.max_faces,
-        augment=augment, shuffle_buffer=512 if training else 0, repeat=training, seed=exp.seed,
+        augment=train_augment(exp) if training else None, shuffle_buffer=512 if training else 0, repeat=training,
+        seed=exp.seed,
     )
 
 
@@ -80,20 +87,31 @@ def partial_labels(batch, exp):
 
 
 def train_stream(exp, data_dir: str, image_size: int):
-    """The training stream: scene batches plus ``face_rois``, the shaken ground-truth boxes.
+    """The training stream of SynthFace (or converted) scenes: ``face_roi_stream`` of ``scene_stream``."""
+    return face_roi_stream(exp, scene_stream(exp, data_dir, "train", image_size, training=True))
+
+
+def face_roi_stream(exp, cfg: DataConfig, prepare=None):
+    """Batches of ``cfg`` plus ``face_rois``, the shaken ground-truth boxes, and ``has_face_rois``.
+
+    ``has_face_rois`` ``[batch]`` is 1 for an image with at least one face box: the
+    landmark and attribute terms sample faces from their boxes, so they count on such
+    an image whether or not its boxes are exhaustive (``has_boxes``, which the RPN and
+    detection terms need for their negatives). ``prepare(batch) -> batch``, when
+    given, runs first (e.g. MORPH's age in years -> ``age_class``).
 
     Returns:
         ``callable(input_context) -> tf.data.Dataset`` (a trainer stream).
     """
     from keras_facemt.data.pipeline import build_dataset
 
-    cfg = scene_stream(exp, data_dir, "train", image_size, training=True)
-
     def add_face_rois(index, batch):
-        boxes = tf.cast(batch[batch_keys.BBOX], tf.float32) * tf.expand_dims(
-            tf.cast(batch[batch_keys.FACE_MASK], tf.float32), -1)
+        batch = prepare(batch) if prepare is not None else batch
+        mask = tf.cast(batch[batch_keys.FACE_MASK], tf.float32)
+        boxes = tf.cast(batch[batch_keys.BBOX], tf.float32) * tf.expand_dims(mask, -1)
         seed = tf.stack([tf.constant(exp.seed, tf.int64), index])
         batch = dict(batch, face_rois=random_shake(boxes, seed, exp.shake_shift, exp.shake_scale, exp.shake_copies))
+        batch[FACE_ROI_PRESENCE] = tf.cast(tf.reduce_any(mask > 0, axis=1), tf.float32)
         return partial_labels(batch, exp) if exp.partial_labels else batch
 
     def make(ctx):
@@ -158,15 +176,65 @@ def fixed_prior_detections(train_boxes, num_images: int, max_detections: int = 2
     return [(boxes, scores)] * num_images
 
 
-def _matched(preds, labels, key, flag):
-    """(predictions, targets) of ``key`` over ground-truth faces matched by a detection and labelled."""
-    p, t = [], []
-    for pr, gb, gv, gh in zip(preds, labels["boxes"], labels[key], labels[flag]):
+def _matched_attributes(preds, labels):
+    """(predictions, labels) of the attributes over ground-truth faces matched by a detection.
+
+    Returns:
+        ``pred`` ``{"age": years, "gender": class, "ethnicity": class}`` and ``truth``
+        ``{name: label, "has_" + name: flag}`` (age from ``age_class``), ``[N]`` each.
+    """
+    pred = {name: [] for name in ("age", "gender", "ethnicity")}
+    truth = {key: [] for name in pred for key in (name, "has_" + name)}
+    for i, (pr, gb) in enumerate(zip(preds, labels["boxes"])):
         for g, j in enumerate(match_to_ground_truth(pr["boxes"], gb)):
-            if j >= 0 and gh[g] > 0:
-                p.append(pr)
-                t.append((j, gv[g]))
-    return p, t
+            if j < 0:
+                continue
+            pred["age"].append(pr["age"][j])
+            pred["gender"].append(pr["gender_logits"][j].argmax())
+            pred["ethnicity"].append(pr["ethnicity_logits"][j].argmax())
+            for name, key in (("age", "age_class"), ("gender", "gender"), ("ethnicity", "ethnicity")):
+                truth[name].append(labels[key][i][g])
+                truth["has_" + name].append(labels["has_" + key][i][g])
+    return pred, truth
+
+
+def attribute_scores(pred, truth, train):
+    """Age MAE (years) and gender / ethnicity accuracy on the labelled faces, with baselines.
+
+    Args:
+        pred: ``{"age": [N] years, "gender": [N] class, "ethnicity": [N] class}``.
+        truth: ``{name: [N] label, "has_" + name: [N] flag}`` for the three attributes.
+        train: the same label dict of the training faces (``[M]`` each): the
+            training-mean age and the training-majority classes are the baselines.
+
+    Returns:
+        ``(metrics, baselines)``: ``age_mae``, ``age_faces``, ``age_mae_se``,
+        ``<name>_accuracy``, ``<name>_faces``; ``training_mean_age_mae``,
+        ``<name>_majority`` (NaN where no face is labelled).
+    """
+    nan = float("nan")
+    metrics: Dict[str, object] = {}
+    baselines: Dict[str, float] = {}
+    has = np.asarray(truth["has_age"]) > 0
+    target = np.asarray(truth["age"], np.float64)[has]
+    err = np.abs(np.asarray(pred["age"], np.float64)[has] - target)
+    train_ages = np.asarray(train["age"], np.float64)[np.asarray(train["has_age"]) > 0]
+    n = int(has.sum())
+    metrics["age_mae"] = float(err.mean()) if n else nan
+    metrics["age_faces"] = n
+    metrics["age_mae_se"] = float(err.std() / np.sqrt(n)) if n > 1 else nan
+    baselines["training_mean_age_mae"] = float(np.abs(train_ages.mean() - target).mean()) if n and train_ages.size \
+        else nan
+    for name in ("gender", "ethnicity"):
+        has = np.asarray(truth["has_" + name]) > 0
+        target = np.asarray(truth[name], np.int64)[has]
+        predicted = np.asarray(pred[name], np.int64)[has]
+        train_labels = np.asarray(train[name], np.int64)[np.asarray(train["has_" + name]) > 0]
+        n = int(has.sum())
+        metrics[f"{name}_accuracy"] = float((predicted == target).mean()) if n else nan
+        metrics[f"{name}_faces"] = n
+        baselines[f"{name}_majority"] = majority_accuracy(train_labels, target) if n and train_labels.size else nan
+    return metrics, baselines
 
 
 def evaluate(served, test: Dict[str, list], train: Dict[str, list], max_detections: int) -> Dict[str, object]:
@@ -193,22 +261,13 @@ def evaluate(served, test: Dict[str, list], train: Dict[str, list], max_detectio
         "ced": {str(c): {"auc": ced_auc(per_face, c), "failure_rate": failure_rate(per_face, c)} for c in CUTOFFS},
     }
     baselines = {"fixed_prior_ap": prior["ap"], "mean_shape_in_detections_nme": lm["nme_mean_shape"]}
-    p, t = _matched(preds, test, "age_class", "has_age_class")
-    ages = np.array([pr["age"][j] for pr, (j, _) in zip(p, t)])
-    truth = np.array([v for _, v in t], np.float64)
-    train_ages = np.concatenate([a[h > 0] for a, h in zip(train["age_class"], train["has_age_class"])])
-    metrics["age_mae"] = float(np.abs(ages - truth).mean()) if len(t) else float("nan")
-    metrics["age_faces"] = len(t)
-    metrics["age_mae_se"] = float(np.abs(ages - truth).std() / np.sqrt(len(t))) if len(t) > 1 else float("nan")
-    baselines["training_mean_age_mae"] = float(np.abs(train_ages.mean() - truth).mean()) if len(t) else float("nan")
-    for name, key in (("gender", "gender_logits"), ("ethnicity", "ethnicity_logits")):
-        p, t = _matched(preds, test, name, "has_" + name)
-        pred = np.array([pr[key][j].argmax() for pr, (j, _) in zip(p, t)])
-        truth = np.array([v for _, v in t], np.int64)
-        train_labels = np.concatenate([a[h > 0] for a, h in zip(train[name], train["has_" + name])]).astype(np.int64)
-        metrics[f"{name}_accuracy"] = float((pred == truth).mean()) if len(t) else float("nan")
-        metrics[f"{name}_faces"] = len(t)
-        baselines[f"{name}_majority"] = majority_accuracy(train_labels, truth) if len(t) else float("nan")
+    train_faces = {name: np.concatenate([np.reshape(x, (-1,)) for x in train[key]])
+                   for name, key in (("age", "age_class"), ("gender", "gender"), ("ethnicity", "ethnicity"),
+                                     ("has_age", "has_age_class"), ("has_gender", "has_gender"),
+                                     ("has_ethnicity", "has_ethnicity"))}
+    scores, trivial = attribute_scores(*_matched_attributes(preds, test), train_faces)
+    metrics.update(scores)
+    baselines.update(trivial)
     return {"metrics": metrics, "baselines": baselines}
 
 
@@ -233,26 +292,29 @@ def _thin(values, n: int = 101) -> List[float]:
     return values[np.linspace(0, len(values) - 1, n).round().astype(int)].tolist()
 
 
-def headline(results: Dict, exp=None) -> List[Dict[str, object]]:
-    """One entry per headline metric of the paper, next to its trivial baseline."""
-    from keras_facemt.metrics.headline import headline_entry
-
+def headline_specs(results: Dict) -> List[tuple]:
+    """``(metric, split, model value, [(baseline name, value)], higher is better)`` per headline metric."""
     m, b = results["metrics"], results["baselines"]
     split = f"{m['test_faces']} faces of held-out SynthFace scenes"
     matched = "ground-truth faces matched by a detection (IoU >= 0.5)"
     return [
-        headline_entry("detection_ap@0.5", split, m["ap"], [("fixed-prior grid of median-size boxes",
-                                                               b["fixed_prior_ap"])]),
-        headline_entry("landmark_nme_inter_ocular", matched, m["nme"],
-                       [("training mean shape in the same detected boxes", b["mean_shape_in_detections_nme"])],
-                       higher_is_better=False),
-        headline_entry("age_mae_years", matched, m["age_mae"], [("training-mean age", b["training_mean_age_mae"])],
-                       higher_is_better=False),
-        headline_entry("gender_accuracy", matched, m["gender_accuracy"],
-                       [("training-majority gender", b["gender_majority"])]),
-        headline_entry("ethnicity_accuracy", matched, m["ethnicity_accuracy"],
-                       [("training-majority ethnicity", b["ethnicity_majority"])]),
+        ("detection_ap@0.5", split, m["ap"], [("fixed-prior grid of median-size boxes", b["fixed_prior_ap"])], True),
+        ("landmark_nme_inter_ocular", matched, m["nme"],
+         [("training mean shape in the same detected boxes", b["mean_shape_in_detections_nme"])], False),
+        ("age_mae_years", matched, m["age_mae"], [("training-mean age", b["training_mean_age_mae"])], False),
+        ("gender_accuracy", matched, m["gender_accuracy"], [("training-majority gender", b["gender_majority"])],
+         True),
+        ("ethnicity_accuracy", matched, m["ethnicity_accuracy"],
+         [("training-majority ethnicity", b["ethnicity_majority"])], True),
     ]
+
+
+def headline(results: Dict, exp=None) -> List[Dict[str, object]]:
+    """One entry per headline metric of the paper, next to its trivial baseline."""
+    from keras_facemt.metrics.headline import headline_entry
+
+    return [headline_entry(metric, split, value, baselines, higher_is_better=higher)
+            for metric, split, value, baselines, higher in headline_specs(results)]
 
 
 def results_markdown(results: Dict) -> str:
