@@ -67,7 +67,7 @@ PROTOCOL = "s123"
 ATTRIBUTES = ("age", "gender", "ethnicity")
 # Stage 1 of the base: the terms WIDER FACE and 300-W label (no attributes).
 BASE_JOINT_TERMS = ("rpn/*", "detection/*", "landmarks")
-EVAL_BATCH = 16
+EVAL_BATCH = 64
 # Table V: TFN and TFN+JFA per fold (train S1, train S2): age MAE, gender and ethnicity accuracy.
 PAPER_TABLE5 = {
     "TFN": {"s1": (3.23, 0.9871, 0.9805), "s2": (3.18, 0.9866, 0.9813)},
