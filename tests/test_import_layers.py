@@ -46,7 +46,8 @@ LAYERS = (
 # LossTerms, data preparation, evaluation, export helpers): it drives the trainer and
 # the exporter and may use the dataset tools, so it sits just below the command line.
 JOB_SIDE = {"job", "task", "losses", "teacher", "hybrid", "data", "ablation", "evaluation", "reports",
-            "experiments", "export", "pseudo_labels", "scene_pipeline", "real_data", "stage2_study", "morph_protocol"}
+            "experiments", "export", "pseudo_labels", "scene_pipeline", "real_data", "stage2_study", "morph_protocol",
+            "scheme"}
 JOB_SIDE_LAYER = 6
 
 # Upward imports still to be removed. Nothing may be added here; entries are removed

@@ -55,13 +55,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from keras_facemt.data import batch as batch_keys
 from keras_facemt.errors import ConfigError, DataError
-from keras_facemt.models.tfn import job, task
+from keras_facemt.models.tfn import scheme, task
 
 PROTOCOL = "s123"
 ATTRIBUTES = ("age", "gender", "ethnicity")
@@ -248,17 +248,17 @@ def run(exp, ctx) -> Dict[str, object]:
                           f"Received: stage_steps={exp.stage_steps}")
     t0 = time.time()
     timings: Dict[str, float] = {}
-    cfg = job.model_config(exp)
+    cfg = scheme.model_config(exp)
     system = get_system("tfn")
-    scenes = job.render_scenes(exp, cfg.image_size, ctx.cache_dir or ctx.path("data"), ctx.log)
+    scenes = scheme.render_scenes(exp, cfg.image_size, ctx.cache_dir or ctx.path("data"), ctx.log)
     base_data = ctx.data.get("train") or scenes
     timings["data"] = time.time() - t0
-    stages = job.phases(exp, attribute_stream="morph", joint_terms=BASE_JOINT_TERMS)
-    base, history, seconds = job.train(exp, cfg, base_data, ctx.path("base"), ctx.strategy, ctx.deterministic,
+    stages = scheme.phases(exp, attribute_stream="morph", joint_terms=BASE_JOINT_TERMS)
+    base, history, seconds = scheme.train(exp, cfg, base_data, ctx.path("base"), ctx.strategy, ctx.deterministic,
                                        ctx.log, schedule=[p for p in stages if p.name != "stage4_attributes"])
     timings["train_base"] = seconds
     t = time.time()
-    base_eval = job.evaluate_scenes(exp, cfg, base, scenes, base_data)
+    base_eval = scheme.evaluate_scenes(exp, cfg, base, scenes, base_data)
     timings["evaluate_base"] = time.time() - t
     weights = base.get_weights()
     issues = {"base": history.get("data_issues", {})}
@@ -275,7 +275,7 @@ def run(exp, ctx) -> Dict[str, object]:
         stream = task.face_roi_stream(exp, photo_config(exp, data_dir, train_split, cfg.image_size,
                                                         _tasks(manifest, train_split), training=True),
                                       prepare=age_classes)
-        model, fold_history, seconds = job.train(
+        model, fold_history, seconds = scheme.train(
             exp, cfg, data_dir, ctx.path(name), ctx.strategy, ctx.deterministic, ctx.log, streams={"morph": stream},
             schedule=[p for p in stages if p.name == "stage4_attributes"], model_fn=model_fn,
             datasets={"morph": data_dir})
@@ -286,7 +286,7 @@ def run(exp, ctx) -> Dict[str, object]:
         train = read_photos(exp, cfg, data_dir, train_split, _tasks(manifest, train_split))
         tests = {s: read_photos(exp, cfg, data_dir, s, _tasks(manifest, s), model, served) for s in test_splits}
         fold = {"train": train_split, "test": list(test_splits), **score_fold(train, tests),
-                "final_losses": job.final_losses(fold_history)}
+                "final_losses": scheme.final_losses(fold_history)}
         timings[f"evaluate_{name}"] = time.time() - t
         issues[name] = fold_history.get("data_issues", {})
         fold_results.append(fold)
@@ -309,7 +309,7 @@ def run(exp, ctx) -> Dict[str, object]:
         }
     results = {
         "config": dataclasses.asdict(cfg), "params": int(base.count_params()), "morph": morph,
-        "base": {**base_eval, "final_losses": job.final_losses(history)},
+        "base": {**base_eval, "final_losses": scheme.final_losses(history)},
         "nonfinite_steps": int(history.get("nonfinite_steps", 0)), "data_issues": issues,
         "timings_seconds": timings,
     }
