@@ -1,4 +1,4 @@
-"""All-in-One network (models/allinone): shapes, pinned sizes, saving and per-crop export."""
+"""All-in-One network (models/allinone): shapes, pinned sizes and saving (the deployable graph: test_allinone_scene_graph)."""
 
 import dataclasses
 
@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from keras_facemt.errors import ConfigError
-from keras_facemt.models import registry
 from keras_facemt.models.allinone import model as aio
 from keras_facemt.models.allinone.config import PRESETS, AllInOneConfig, feature_sizes, fusion_window
 from tests.helpers import run_model_saving_test
@@ -89,53 +88,7 @@ def test_bad_configs_are_refused():
         dataclasses.replace(PRESETS["tiny"](), dropout=1.5)
 
 
-def test_registry_builds_and_serves_without_the_identity_classifier(tiny):
-    cfg, model = tiny
-    system = registry.get_system("allinone")
-    assert system.job == "keras_facemt.models.allinone.job"
-    served = system.serving_model(model, cfg)
-    spec = system.serving_spec(cfg)
-    assert set(served.output) == set(spec.outputs)
-    assert "identity_logits" not in served.output and "visibility" not in served.output
-    assert spec.outputs["landmarks"].scheme == "aflw21" and spec.outputs["age"].unit == "years"
-    assert spec.outputs["gender_logits"].names == ("female", "male")
-    x = np.random.default_rng(1).random((2, 32, 32, 3)).astype(np.float32)
-    a, b = model({"image": x}, training=False), served({"image": x}, training=False)
-    for k in served.output:
-        np.testing.assert_allclose(np.asarray(a[k]), np.asarray(b[k]), atol=1e-6)
-
-
 def test_saving_round_trip(tiny, tmp_path):
     _, model = tiny
     x = np.random.default_rng(2).random((2, 32, 32, 3)).astype(np.float32)
     run_model_saving_test(model, {"image": x}, tmp_path)
-
-
-@pytest.mark.timeout(600)
-def test_per_crop_graph_exports_to_tflite_and_onnx_and_matches_keras(tiny, tmp_path):
-    from tests.helpers import run_export_test
-
-    cfg, model = tiny
-    served = registry.get_system("allinone").serving_model(model, cfg)
-    rng = np.random.default_rng(3)
-    batch = {"image": rng.random((8, 32, 32, 3)).astype(np.float32), "domain": np.zeros(8, np.int32)}
-    manifest = run_export_test(served, [batch], tmp_path, formats=("keras", "tflite", "onnx"),
-                               quantizations=("float32",), max_examples=8)
-    formats = {c["artifact"].rsplit(".", 1)[-1] for c in manifest["verification"]["checks"]}
-    assert {"tflite", "onnx", "keras"} <= formats, formats
-
-
-def test_face_analyzer_reads_every_declared_output_of_a_crop(tiny, tmp_path):
-    from keras_facemt.inference.analyzer import FaceAnalyzer
-    from keras_facemt.serving.keras_format import save_model
-
-    cfg, model = tiny
-    system = registry.get_system("allinone")
-    path = save_model(model, str(tmp_path / "model.keras"), info=system.model_info(cfg, "tiny"))
-    image = (np.random.default_rng(4).random((50, 40, 3)) * 255).astype(np.uint8)
-    face = FaceAnalyzer(path)([image])[0][0]
-    assert np.asarray(face.landmarks).shape == (21, 2) and np.asarray(face.pose).shape == (3,)
-    assert np.asarray(face.embedding).shape == (64,)
-    assert np.isclose(np.linalg.norm(face.embedding), 1.0, atol=1e-5)
-    assert {"smile", "gender", "age", "detection_logits"} <= set(face.attributes)
-    assert np.isclose(float(np.sum(face.attributes["gender"])), 1.0, atol=1e-5)

@@ -1,6 +1,7 @@
 """Export verification of detectors: AP, matched-face NME and embedding agreement."""
 
 import numpy as np
+import pytest
 
 from keras_facemt.models.uniface.serving import serving_spec
 from keras_facemt.models.uniface.model import PRESETS
@@ -172,3 +173,48 @@ def test_a_declared_label_task_round_trips_and_plain_declarations_read_as_before
     assert OutputSpec.from_json(age.to_json()) == age and age.label_task == "age_class"
     plain = OutputSpec("regression", task="age", unit="years")
     assert "label" not in plain.to_json() and plain.label_task == "age"
+
+
+def test_a_declared_max_batch_round_trips_splits_runs_and_plain_declarations_read_as_before():
+    from keras_facemt.configs.outputs import OutputSpec, Preprocessing, ServingSpec
+    from keras_facemt.errors import ConfigError
+    from keras_facemt.serving.verify import in_batches
+
+    out = {"age": OutputSpec("regression", task="age", unit="years")}
+    limited = ServingSpec(out, Preprocessing(resize="letterbox", max_batch=4))
+    assert ServingSpec.from_json(limited.to_json()) == limited
+    plain = ServingSpec(out)
+    assert "max_batch" not in plain.to_json()["preprocessing"] and ServingSpec.from_json(plain.to_json()) == plain
+    with pytest.raises(ConfigError, match="max_batch"):
+        Preprocessing(max_batch=0)
+    calls = []
+
+    def runner(feed):
+        calls.append(len(feed["image"]))
+        return {"twice": feed["image"] * 2}
+
+    x = np.arange(10, dtype=np.float32).reshape(10, 1)
+    np.testing.assert_array_equal(in_batches(runner, {"image": x}, 4)["twice"], x * 2)
+    assert calls == [4, 4, 2]
+    calls.clear()
+    in_batches(runner, {"image": x}, None)
+    assert calls == [10]
+
+
+def test_a_detector_whose_detection_set_moved_is_judged_by_its_task_metrics():
+    """float16 weights may drop a borderline face: every padded row after it moves, so
+    array parity fails; the task metrics then judge, with the quantized limits."""
+    from keras_facemt.serving.verify import parity_or_metrics
+
+    many = [[[0.1, 0.1, 0.3, 0.3], [0.4, 0.1, 0.6, 0.3], [0.7, 0.1, 0.9, 0.3], [0.1, 0.5, 0.3, 0.7]]] * 4
+    scores = [[0.9, 0.8, 0.7, 0.51]] * 4
+    emb = [[[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]]] * 4
+    ref = _outputs(many, scores, emb)
+    assert parity_or_metrics("m.tflite", "rt", ref, ref, 1e-2, {}, SPEC).kind == "parity"
+    # The last image loses its borderline face (score 0.51): 15 of 16 faces found.
+    moved = _outputs(many[:3] + [many[3][:3]], scores[:3] + [scores[3][:3]], emb[:3] + [emb[3][:3]])
+    check = parity_or_metrics("m.tflite", "rt", ref, moved, 1e-2, {}, SPEC)
+    assert check.passed and check.kind == "metrics" and "judged by task metrics" in check.message
+    # Losing the best face of every image is beyond the limit.
+    worse = _outputs([m[1:] for m in many], [s[1:] for s in scores], [e[1:] for e in emb])
+    assert not parity_or_metrics("m.tflite", "rt", ref, worse, 1e-2, {}, SPEC).passed

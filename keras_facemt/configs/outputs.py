@@ -38,7 +38,7 @@ from typing import Dict, Mapping, Optional, Tuple
 from keras_facemt.errors import ConfigError
 
 OUTPUT_KINDS = ("boxes", "scores", "count", "landmarks", "parsing_logits", "class_logits", "multilabel",
-                "regression", "pose", "embedding")
+                "regression", "pose", "embedding", "visibility")
 # Geometry kinds: normalised image coordinates, mapped back through a letterbox.
 GEOMETRY_KINDS = ("boxes", "landmarks")
 ACTIVATIONS = ("softmax", "sigmoid", "identity")
@@ -131,12 +131,17 @@ class Preprocessing:
             scaled about the input's centre by this factor. 1.0 for faces aligned to
             the template (MTFR); below 1 for crops that frame the face more loosely
             (a face box with a margin, as iFAN's crops).
+        max_batch: the most images one forward pass should carry, for a graph whose
+            memory grows with far more than its input (All-in-One's runs its network
+            on every window of every image); runtimes and ``FaceAnalyzer`` split
+            larger batches. None: no limit.
     """
 
     resize: str = "stretch"
     value_range: Tuple[float, float] = (0.0, 1.0)
     align: Optional[str] = None
     template_scale: float = 1.0
+    max_batch: Optional[int] = None
 
     def __post_init__(self):
         if self.resize not in RESIZE_MODES:
@@ -147,6 +152,8 @@ class Preprocessing:
             _bad("template_scale is the face's size relative to the alignment template, in [0.1, 4].",
                  template_scale=self.template_scale)
         object.__setattr__(self, "template_scale", float(self.template_scale))
+        if self.max_batch is not None and int(self.max_batch) < 1:
+            _bad("max_batch is a number of images >= 1, or None.", max_batch=self.max_batch)
         object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
 
 
@@ -213,7 +220,10 @@ class ServingSpec:
                 "preprocessing": {"resize": self.preprocessing.resize,
                                   "value_range": list(self.preprocessing.value_range),
                                   "align": self.preprocessing.align,
-                                  "template_scale": self.preprocessing.template_scale}}
+                                  "template_scale": self.preprocessing.template_scale,
+                                  # omitted when unset: older declarations read as they always have
+                                  **({"max_batch": self.preprocessing.max_batch}
+                                     if self.preprocessing.max_batch is not None else {})}}
 
     @classmethod
     def from_json(cls, values: Mapping[str, object]) -> "ServingSpec":

@@ -38,7 +38,8 @@ class FaceAnalyzer:
             (``inference.stage.load_stage`` says how each form is read).
         domain: BN domain fed to models with a ``domain`` input: an id, or the name of
             a dataset (or task) the model was trained on.
-        batch_size: images per forward pass.
+        batch_size: images per forward pass (at most the model's declared
+            ``Preprocessing.max_batch``).
         artifact: with an export directory, the artifact to run (``tflite_int8``, ...).
         num_threads: TFLite / ONNX runtime threads.
 
@@ -55,7 +56,8 @@ class FaceAnalyzer:
         self.stage = load_stage(model, domain, artifact=artifact, num_threads=num_threads)
         self.model, self.info = self.stage.model, self.stage.info
         self.spec: ServingSpec = self.stage.spec
-        self.batch_size = int(batch_size)
+        # A graph that declares how many images one pass may carry gets at most that many.
+        self.batch_size = min(int(batch_size), self.spec.preprocessing.max_batch or int(batch_size))
         self.domain = self.stage.domain
         self.input_size = self.stage.input_size
         self.takes_domain = self.domain is not None
@@ -181,6 +183,8 @@ def fill_face(face: Face, key: str, spec: OutputSpec, value: np.ndarray,
         face.attributes[spec.task or key] = float(np.asarray(value).reshape(-1)[0])
     elif spec.kind == "pose":
         face.pose = np.asarray(value, np.float32).reshape(3)
+    elif spec.kind == "visibility":
+        face.visibility = np.asarray(value, np.float32).reshape(-1)
 
 
 def _aligned(image, points, size):

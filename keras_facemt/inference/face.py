@@ -22,6 +22,8 @@ class Face:
         parsing: uint8 ``[H, W]`` class ids over the whole input image, or None.
         embedding: float32 ``[D]`` L2-normalised identity embedding, or None.
         pose: float32 ``[3]`` yaw, pitch, roll in degrees, or None.
+        visibility: float32 ``[K]`` per-landmark visibility score (about 1 visible,
+            0 occluded or out of view), or None.
         attributes: attribute name -> class probabilities ``[C]``, or a float: the
             probability of a multi-label attribute (``celeba/Male``) or the value of a
             regression attribute (``age`` in years).
@@ -36,6 +38,7 @@ class Face:
     parsing: Optional[np.ndarray] = None
     embedding: Optional[np.ndarray] = None
     pose: Optional[np.ndarray] = None
+    visibility: Optional[np.ndarray] = None
     attributes: Dict[str, object] = dataclasses.field(default_factory=dict)
     sources: Dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -80,6 +83,8 @@ def face_to_json(face) -> Dict[str, object]:
     out: Dict[str, object] = {"box": [round(float(v), 2) for v in face.box], "score": round(float(face.score), 4)}
     if face.landmarks is not None:
         out["landmarks"] = np.round(face.landmarks, 2).tolist()
+    if face.visibility is not None:
+        out["visibility"] = np.round(face.visibility, 3).tolist()
     if face.parsing is not None:
         from keras_facemt.data.schema import PARSING_CLASSES
 

@@ -146,6 +146,8 @@ def draw_faces(image, faces) -> np.ndarray:
     with_points = [f for f in faces if f.landmarks is not None]
     if faces and len(with_points) == len(faces) and len({f.landmarks.shape for f in faces}) == 1:
         labels["landmarks"] = np.stack([f.landmarks for f in faces]) / wh[:2]
+        if all(f.visibility is not None and len(f.visibility) == len(f.landmarks) for f in faces):
+            labels["landmarks_visible"] = np.stack([f.visibility for f in faces])  # hidden points drawn red
     maps = [f.parsing for f in faces if f.parsing is not None]
     if maps:
         # Per-face maps are background outside each face; the nearest (largest) face wins overlaps.

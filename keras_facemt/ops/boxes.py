@@ -78,8 +78,9 @@ def iou(boxes_a, boxes_b):
     Returns:
         ``[..., N, M]`` IoU in [0, 1]; 0 where both boxes are empty.
     """
-    a = _f32(boxes_a)[..., :, None, :]
-    b = _f32(boxes_b)[..., None, :, :]
+    # expand_dims, not None indexing: TFLite's builtin StridedSlice has no new_axis_mask.
+    a = tf.expand_dims(_f32(boxes_a), -2)
+    b = tf.expand_dims(_f32(boxes_b), -3)
     iw = tf.maximum(tf.minimum(a[..., 2], b[..., 2]) - tf.maximum(a[..., 0], b[..., 0]), 0.0)
     ih = tf.maximum(tf.minimum(a[..., 3], b[..., 3]) - tf.maximum(a[..., 1], b[..., 1]), 0.0)
     inter = iw * ih

@@ -15,8 +15,9 @@ own metric, on the padded per-image outputs the system declares
   robust for untrained or profile faces).
 * ``embedding``: mean cosine similarity of the exported and the Keras embedding of
   each matched detection (there is no per-face identity metric without pairs).
-* per-face attributes: every per-face ``class_logits`` (accuracy) and ``regression``
-  (MAE, e.g. age in years) output, under its declared task's name. With the task's
+* per-face attributes: every per-face ``class_logits`` (accuracy), ``regression``
+  (MAE, e.g. age in years) and ``pose`` (MAE in degrees) output, under its declared
+  task's name. With the task's
   labels (``attr/<task>``, ``has_attr/<task>`` per face), each model is scored on the
   labelled faces BOTH models matched (IoU >= 0.5), so the comparison isolates the
   attribute subnet (misses cost AP above), and the export may lose at most
@@ -65,11 +66,12 @@ def _detections(out: Dict[str, np.ndarray], keep: np.ndarray, spec) -> Dict[str,
 
 
 def _attribute_outputs(spec):
-    """``(key, OutputSpec, Scorer)`` of each declared per-face attribute output (class logits, regression)."""
+    """``(key, OutputSpec, Scorer)`` of each declared per-face attribute output (class logits, regression,
+    head pose)."""
     found = []
     for key, out_spec in sorted(spec.outputs.items()):
         scorer = scorer_for(out_spec) if out_spec.per_face and out_spec.task else None
-        if scorer is not None and scorer.metric in ("accuracy", "mae"):
+        if scorer is not None and scorer.metric in ("accuracy", "mae", "mae_degrees"):
             found.append((key, out_spec, scorer))
     return found
 

@@ -51,6 +51,7 @@ def output_meaning(key: str, spec=None) -> str:
         if spec.activation != "identity" else f"attribute probabilities ({names})",
         "regression": f"{spec.task} in {spec.unit or 'its unit'}",
         "pose": "head pose (yaw, pitch, roll) in degrees",
+        "visibility": "per-landmark visibility score (about 1 visible, 0 occluded or out of view)",
         "embedding": "identity embedding; compare two by cosine similarity",
     }[spec.kind]
     return meaning + (" per detection" if spec.per_face else "") + it

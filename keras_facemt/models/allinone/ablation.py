@@ -126,7 +126,7 @@ def smile_study(exp, model_path: str, cache_dir: str) -> Dict[str, object]:
     size = int(model_config(exp).image_size)
     data = prepare(exp, size, cache_dir, log=lambda _: None)
     train = data["train"]["aflw"]
-    prior = S.box_prior(train["face_box"], train["face_points"], S.defined_points())
+    prior = S.fitted_box_prior(train)
     smile = data["train"]["celeba"]["smile"]
     model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
     # Every test scene, not only the scene_eval_scenes of a run's evaluation: smiles are rare there.

@@ -33,6 +33,60 @@ from typing import Tuple
 
 from keras_facemt.errors import ConfigError
 
+# SynthFace's mean face box in the frame of its aflw21 points' extent (scene_pipeline.box_prior).
+BOX_PRIOR = (-0.12, -0.27, 1.12, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneDetectorConfig:
+    """Stage 1 on whole images (Sec. III-D, without Selective Search): ``scene_pipeline``
+    and the deployable graph (``scene_graph``) read the same settings.
+
+    Attributes:
+        min_side, max_side: smallest / largest window side as a fraction of the
+            image's shorter side.
+        scale_step: ratio between consecutive window sides.
+        stride: window step as a fraction of its side.
+        score_threshold: face probability a window needs to be kept.
+        candidates: the most windows (highest scores) kept for IRP, so the
+            deployable graph has fixed shapes.
+        iterations: IRP rounds.
+        nms_iou: L-NMS overlap threshold.
+        average_iou: overlap of the candidates averaged into a kept face.
+        max_detections: faces kept per image.
+        box_prior: the mean face box in the frame of its defined points' extent
+            ``(x0, y0, x1, y1)`` (``scene_pipeline.box_prior``, fitted on the training
+            faces by the job; the default is SynthFace's).
+    """
+
+    min_side: float = 0.12
+    max_side: float = 0.6
+    scale_step: float = 1.3
+    stride: float = 0.3
+    score_threshold: float = 0.5
+    candidates: int = 256
+    iterations: int = 1
+    nms_iou: float = 0.3
+    average_iou: float = 0.5
+    max_detections: int = 50
+    box_prior: Tuple[float, float, float, float] = BOX_PRIOR
+
+    def __post_init__(self):
+        object.__setattr__(self, "box_prior", tuple(float(v) for v in self.box_prior))
+        if not 0 < self.min_side <= self.max_side <= 1 or self.scale_step <= 1 or not 0 < self.stride <= 1:
+            raise ConfigError(f"Need 0 < min_side <= max_side <= 1, scale_step > 1 and 0 < stride <= 1. Received: "
+                              f"min_side={self.min_side}, max_side={self.max_side}, scale_step={self.scale_step}, "
+                              f"stride={self.stride}")
+        if self.iterations < 0 or self.max_detections < 1 or self.candidates < 1:
+            raise ConfigError(f"Need iterations >= 0, max_detections >= 1 and candidates >= 1. Received: "
+                              f"iterations={self.iterations}, max_detections={self.max_detections}, "
+                              f"candidates={self.candidates}")
+        if len(self.box_prior) != 4 or not (self.box_prior[0] < self.box_prior[2] and
+                                             self.box_prior[1] < self.box_prior[3]):
+            raise ConfigError(f"box_prior is (x0, y0, x1, y1) with x0 < x1 and y0 < y1. Received: "
+                              f"box_prior={self.box_prior}")
+
+
 # One backbone conv layer: (filters, kernel, stride, padding, pool_after).
 ConvSpec = Tuple[int, int, int, str, bool]
 
@@ -65,6 +119,12 @@ class AllInOneConfig:
         bn_domains: per-dataset BN (``layers.DomainBatchNorm``): statistic sets, one
             per training domain; above 1 the model takes a ``domain`` input. The job
             sets it when converted datasets (``--data``) join the SynthFace streams.
+        scene_size: side of the square (letterboxed) image the deployable two-stage
+            graph reads (``scene_graph``); not part of the trained network.
+        detector: stage 1's windows, IRP, L-NMS and box prior (``SceneDetectorConfig``).
+        stage2_aligned: stage 2 reads each face aligned by its predicted points (the
+            paper; the job sets it from the experiment's ``aligned_crops``), or the
+            crop of its detected box.
     """
 
     image_size: int = 48
@@ -89,8 +149,13 @@ class AllInOneConfig:
     age_scale: float = 20.0
     pose_scale: float = 90.0
     bn_domains: int = 1
+    scene_size: int = 128
+    detector: SceneDetectorConfig = SceneDetectorConfig()
+    stage2_aligned: bool = True
 
     def __post_init__(self):
+        if isinstance(self.detector, dict):  # read back from JSON
+            object.__setattr__(self, "detector", SceneDetectorConfig(**self.detector))
         object.__setattr__(self, "convs", tuple(tuple(c) for c in self.convs))
         object.__setattr__(self, "subject_fc", tuple(int(v) for v in self.subject_fc))
         if len(self.convs) != 7:
@@ -102,7 +167,7 @@ class AllInOneConfig:
         if len(self.subject_fc) != 2:
             raise ConfigError(f"subject_fc holds the 2 hidden FCs of the 3-layer age/gender heads. "
                               f"Received: subject_fc={self.subject_fc}")
-        for name in ("bn_domains", "image_size", "pool_size", "pool_stride", "fused_size", "fused_channels", "reduced_channels",
+        for name in ("scene_size", "bn_domains", "image_size", "pool_size", "pool_stride", "fused_size", "fused_channels", "reduced_channels",
                      "shared_fc", "task_fc", "identity_fc", "descriptor_dim", "num_identities", "num_landmarks"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")

@@ -32,7 +32,7 @@ DATA_TASKS = ("aflw", "celeba", "imdb_wiki", "morph", "casia")
 def model_config(exp: AllInOneExperiment):
     from keras_facemt.models.registry import get_system
 
-    overrides = dict(exp.model_overrides)
+    overrides = {"scene_size": exp.scene_size, "stage2_aligned": exp.aligned_crops, **dict(exp.model_overrides)}
     overrides["num_identities"] = exp.train_identities
     return get_system("allinone").config(exp.preset, **overrides)
 
@@ -215,6 +215,11 @@ def run(exp: AllInOneExperiment, ctx) -> Dict[str, object]:
         exp = dataclasses.replace(exp, model_overrides=tuple(exp.model_overrides) + (("bn_domains", n),))
     cfg = model_config(exp)
     data = prepare(exp, cfg.image_size, ctx.cache_dir or ctx.path("data"), log=ctx.log, real=real)
+    # Stage 1's box prior travels with the model, so its deployable graph needs no training data.
+    from keras_facemt.models.allinone.scene_pipeline import fitted_box_prior
+
+    cfg = dataclasses.replace(cfg, detector=dataclasses.replace(
+        cfg.detector, box_prior=tuple(fitted_box_prior(data["train"]["aflw"]))))
     timings["data"] = time.time() - t0
     model, history, seconds = train(exp, cfg, data, ctx, domains)
     timings["train"] = seconds

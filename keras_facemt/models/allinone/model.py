@@ -163,11 +163,15 @@ def build_allinone(*, image_size: int = 48, convs: Sequence[Tuple] = (), pool_si
     return keras.Model(inputs, outputs, name=name)
 
 
+# Fields that configure the deployable two-stage graph, not the trained network.
+DEPLOYMENT_FIELDS = ("scene_size", "detector", "stage2_aligned")
+
+
 def model_args(config: AllInOneConfig) -> dict:
     """The plain ``build_allinone`` arguments of a config."""
     import dataclasses
 
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in DEPLOYMENT_FIELDS}
 
 
 def build_model(config: AllInOneConfig) -> keras.Model:
@@ -176,7 +180,7 @@ def build_model(config: AllInOneConfig) -> keras.Model:
 
 
 def build_serving_model(model: keras.Model, config: AllInOneConfig) -> keras.Model:
-    """Registry entry: the deployable per-crop graph (``serving.py``)."""
-    from keras_facemt.models.allinone.serving import build_serving_graph
+    """Registry entry: the deployable two-stage graph on whole images (``scene_graph.py``)."""
+    from keras_facemt.models.allinone.scene_graph import build_scene_graph
 
-    return build_serving_graph(model, config)
+    return build_scene_graph(model, config)

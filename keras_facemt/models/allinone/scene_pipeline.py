@@ -6,7 +6,8 @@ NMS (L-NMS) [36]. Selective Search is not available here (README, departures), s
 the candidates are a dense multi-scale grid of square windows. Then, as [36]:
 
 1. every window is cropped, resized to the input and scored (face probability);
-   windows scoring above ``score_threshold`` are kept;
+   windows scoring above ``score_threshold`` are kept (at most ``candidates``, the
+   highest scoring, as the deployable graph has fixed shapes);
 2. IRP: each kept window is replaced by the face box its predicted fiducials imply
    (``box_from_points``) and the network runs again on that box, ``iterations``
    times;
@@ -26,88 +27,27 @@ they are combined). A model trained on face proposals instead of aligned faces
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Dict, List, Sequence
 
 import numpy as np
 
-from keras_facemt.data.landmarks import subset_matrix
 from keras_facemt.errors import ConfigError
 from keras_facemt.models.allinone import proposals as P
+from keras_facemt.models.allinone.config import SceneDetectorConfig  # noqa: F401  (stage 1's settings)
+from keras_facemt.models.allinone.scene_geometry import (  # noqa: F401  (part of this module's API)
+    box_from_points,
+    box_prior,
+    candidate_windows,
+    defined_points,
+)
 from keras_facemt.models.allinone.predict import predict, softmax
 
 
-@dataclasses.dataclass(frozen=True)
-class SceneDetectorConfig:
-    """Stage-1 settings.
-
-    Attributes:
-        min_side, max_side: smallest / largest window side as a fraction of the
-            image's shorter side.
-        scale_step: ratio between consecutive window sides.
-        stride: window step as a fraction of its side.
-        score_threshold: face probability a window needs to be kept.
-        iterations: IRP rounds.
-        nms_iou: L-NMS overlap threshold.
-        average_iou: overlap of the candidates averaged into a kept face.
-        max_detections: faces kept per image.
-    """
-
-    min_side: float = 0.12
-    max_side: float = 0.6
-    scale_step: float = 1.3
-    stride: float = 0.3
-    score_threshold: float = 0.5
-    iterations: int = 1
-    nms_iou: float = 0.3
-    average_iou: float = 0.5
-    max_detections: int = 50
-
-    def __post_init__(self):
-        if not 0 < self.min_side <= self.max_side <= 1 or self.scale_step <= 1 or not 0 < self.stride <= 1:
-            raise ConfigError(f"Need 0 < min_side <= max_side <= 1, scale_step > 1 and 0 < stride <= 1. Received: "
-                              f"min_side={self.min_side}, max_side={self.max_side}, scale_step={self.scale_step}, "
-                              f"stride={self.stride}")
-        if self.iterations < 0 or self.max_detections < 1:
-            raise ConfigError(f"Need iterations >= 0 and max_detections >= 1. Received: iterations={self.iterations}, "
-                              f"max_detections={self.max_detections}")
-
-
-def candidate_windows(height: int, width: int, cfg: SceneDetectorConfig) -> np.ndarray:
-    """Dense multi-scale square windows ``[N, 4]`` (pixels) covering the image."""
-    short = min(height, width)
-    side, out = cfg.min_side * short, []
-    while side <= cfg.max_side * short + 1e-6:
-        step = max(cfg.stride * side, 1.0)
-        xs = np.arange(0.0, max(width - side, 0.0) + 1e-6, step)
-        ys = np.arange(0.0, max(height - side, 0.0) + 1e-6, step)
-        gx, gy = np.meshgrid(xs, ys)
-        out.append(np.stack([gx.ravel(), gy.ravel(), gx.ravel() + side, gy.ravel() + side], -1))
-        side *= cfg.scale_step
-    return np.concatenate(out, 0) if out else np.zeros((0, 4))
-
-
-def defined_points(scheme: str = "aflw21") -> np.ndarray:
-    """Indices of the points SynthFace's ibug68 source defines (aflw21's ears are not)."""
-    return np.flatnonzero(subset_matrix("ibug68", scheme)[1] > 0)
-
-
-def box_prior(face_boxes: np.ndarray, face_points: np.ndarray, points: Sequence[int]) -> np.ndarray:
-    """Mean face box ``[4]`` in the frame of its points' extent (fitted on training faces)."""
-    pts = np.asarray(face_points, np.float64)[:, points]
-    lo, hi = pts.min(1), pts.max(1)
-    wh = np.maximum(hi - lo, 1e-6)
-    box = np.asarray(face_boxes, np.float64)
-    rel = np.concatenate([(box[:, :2] - lo) / wh, (box[:, 2:] - lo) / wh], -1)
-    return np.median(rel, 0)
-
-
-def box_from_points(points: np.ndarray, prior: np.ndarray, indices: Sequence[int]) -> np.ndarray:
-    """Face boxes ``[N, 4]`` implied by predicted points ``[N, K, 2]`` (pixels) and ``box_prior``."""
-    pts = np.asarray(points, np.float64)[:, indices]
-    lo, hi = pts.min(1), pts.max(1)
-    wh = np.maximum(hi - lo, 1e-6)
-    return np.concatenate([lo + prior[None, :2] * wh, lo + prior[None, 2:] * wh], -1)
+def fitted_box_prior(faces: Dict[str, np.ndarray]) -> np.ndarray:
+    """``box_prior`` of a training stream's faces (``face_box``, ``face_points``,
+    ``face_visible``), over the faces that carry points (converted faces may not)."""
+    with_points = np.asarray(faces["face_visible"]).sum(-1) > 0
+    return box_prior(faces["face_box"][with_points], faces["face_points"][with_points], defined_points())
 
 
 def _run(model, image: np.ndarray, boxes: np.ndarray, input_size: int, batch_size: int = 512):
@@ -130,35 +70,53 @@ def detect(model, image: np.ndarray, input_size: int, prior: np.ndarray,
         ``landmarks`` ``[D, 21, 2]`` pixels, ``pose`` ``[D, 3]`` degrees,
         ``windows`` (candidates scored), ``kept`` (above the threshold).
     """
-    from keras_facemt.ops.nms import batched_nms
-
     h, w = image.shape[:2]
     idx = defined_points()
     windows = candidate_windows(h, w, cfg)
     boxes, scores, points, pose = _run(model, image, windows, input_size)
-    keep = scores > cfg.score_threshold
+    keep = np.flatnonzero(scores > cfg.score_threshold)
+    keep = keep[np.argsort(-scores[keep], kind="stable")[:cfg.candidates]]  # the graph's fixed candidate count
     boxes, scores, points, pose = boxes[keep], scores[keep], points[keep], pose[keep]
+    kept = len(keep)
     for _ in range(cfg.iterations):  # IRP [36]: re-run on the box the fiducials imply
         if not len(boxes):
             break
         boxes, scores, points, pose = _run(model, image, box_from_points(points, prior, idx), input_size)
         keep = scores > cfg.score_threshold
         boxes, scores, points, pose = boxes[keep], scores[keep], points[keep], pose[keep]
-    empty = {"boxes": np.zeros((0, 4)), "scores": np.zeros(0), "landmarks": np.zeros((0, 21, 2)),
-             "pose": np.zeros((0, 3)), "windows": len(windows), "kept": 0}
-    if not len(boxes):
-        return empty
-    lm_boxes = box_from_points(points, prior, idx)
-    scale = np.array([w, h, w, h], np.float64)
-    det = batched_nms((lm_boxes / scale)[None].astype(np.float32), scores[None].astype(np.float32),
+    out = landmark_nms(points, scores, pose, prior, idx, cfg, h, w)
+    return {**out, "windows": len(windows), "kept": kept}
+
+
+def landmark_nms(points: np.ndarray, scores: np.ndarray, pose: np.ndarray, prior: np.ndarray,
+                 indices: Sequence[int], cfg: SceneDetectorConfig, height: int, width: int) -> Dict[str, np.ndarray]:
+    """L-NMS [36] over candidates and the per-face averaging (step 3 of the module docstring).
+
+    Args:
+        points: ``[K, 21, 2]`` candidates' points (pixels); scores ``[K]``; pose ``[K, 3]``.
+        prior, indices: ``box_prior`` and the points it reads.
+        height, width: the image's size (NMS runs on normalised boxes).
+
+    Returns:
+        ``boxes`` ``[D, 4]`` (implied by the averaged points), ``scores`` ``[D]``,
+        ``landmarks`` ``[D, 21, 2]``, ``pose`` ``[D, 3]``, best first.
+    """
+    from keras_facemt.ops.nms import batched_nms
+
+    if not len(points):
+        return {"boxes": np.zeros((0, 4)), "scores": np.zeros(0), "landmarks": np.zeros((0, 21, 2)),
+                "pose": np.zeros((0, 3))}
+    lm_boxes = box_from_points(points, prior, indices)
+    scale = np.array([width, height, width, height], np.float64)
+    det = batched_nms((lm_boxes / scale)[None].astype(np.float32), np.asarray(scores, np.float32)[None],
                       max_detections=cfg.max_detections, iou_threshold=cfg.nms_iou, score_threshold=0.0)
     n = int(det.num_detections[0])
     chosen = np.asarray(det.indices)[0][:n]
     overlap = P.box_iou(lm_boxes[chosen], lm_boxes)
     members: List[np.ndarray] = [overlap[i] > cfg.average_iou for i in range(n)]
     lms = np.stack([points[m].mean(0) for m in members])
-    return {"boxes": box_from_points(lms, prior, idx), "scores": scores[chosen], "landmarks": lms,
-            "pose": np.stack([pose[m].mean(0) for m in members]), "windows": len(windows), "kept": int(keep.sum())}
+    return {"boxes": box_from_points(lms, prior, indices), "scores": scores[chosen], "landmarks": lms,
+            "pose": np.stack([pose[m].mean(0) for m in members])}
 
 
 def stage2(model, image: np.ndarray, landmarks: np.ndarray, boxes: np.ndarray, input_size: int,
@@ -191,10 +149,26 @@ def stage2(model, image: np.ndarray, landmarks: np.ndarray, boxes: np.ndarray, i
             "embedding": np.mean([o["embedding"] for o in outs], 0)}
 
 
+def graph_faces(served, image: np.ndarray, domain: int = 0) -> Dict[str, np.ndarray]:
+    """The deployable graph (``scene_graph``) on one uint8 square image ``[S, S, 3]``
+    of its input size: ``detect``'s and ``stage2``'s fields for its detections."""
+    size = int(served.input["image"].shape[1])
+    if image.shape[:2] != (size, size):
+        raise ConfigError(f"The scene graph reads {size}x{size} images. Received: image.shape={image.shape}")
+    inputs = {"image": image[None].astype(np.float32) / 255.0}
+    if "domain" in served.input:
+        inputs["domain"] = np.full(1, domain, np.int32)
+    out = {k: np.asarray(v)[0] for k, v in served(inputs, training=False).items()}
+    n = int(out["num_detections"])
+    return {"boxes": out["boxes"][:n] * size, "scores": out["scores"][:n], "landmarks": out["landmarks"][:n] * size,
+            "pose": out["pose"][:n], "smile": softmax(out["smile_logits"][:n]),
+            "gender": softmax(out["gender_logits"][:n]), "age": out["age"][:n], "embedding": out["embedding"][:n]}
+
+
 def scene_metrics(model, scenes: Dict, input_size: int, prior: np.ndarray, count: int,
                   cfg: SceneDetectorConfig = SceneDetectorConfig(), aligned: bool = False,
                   train_majority: Dict[str, int] = None, train_mean_age: float = None,
-                  fp_counts: Sequence[int] = (0, 1, 2, 5, 10, 20, 50)) -> Dict[str, object]:
+                  fp_counts: Sequence[int] = (0, 1, 2, 5, 10, 20, 50), served=None) -> Dict[str, object]:
     """AP at IoU 0.5 of stage 1 on the first ``count`` test scenes, and stage 2 on its detections.
 
     Beside AP, the FDDB-style discrete ROC (``metrics.detection_roc``): the share
@@ -207,6 +181,10 @@ def scene_metrics(model, scenes: Dict, input_size: int, prior: np.ndarray, count
     matching a face (IoU > 0.5, best score first): smile / gender accuracy and age
     MAE, next to the majority class of these faces, the training majority class and
     the training mean age where given.
+
+    With ``served`` (the deployable graph, ``scene_graph``), both stages are the
+    graph's instead of this module's Python pipeline (``model``, ``prior`` and
+    ``aligned`` are then unused; ``cfg`` still sets the baseline's windows).
     """
     from keras_facemt.metrics.detection_ap import average_precision
     from keras_facemt.metrics.detection_roc import detection_roc
@@ -218,7 +196,7 @@ def scene_metrics(model, scenes: Dict, input_size: int, prior: np.ndarray, count
     count = min(count, len(scenes["scenes"]))
     for i in range(count):
         image = scenes["scenes"][i]
-        res = detect(model, image, input_size, prior, cfg)
+        res = detect(model, image, input_size, prior, cfg) if served is None else graph_faces(served, image)
         dets.append((res["boxes"], res["scores"]))
         windows = candidate_windows(*image.shape[:2], cfg)
         base.append((windows, rng.random(len(windows))))
@@ -238,7 +216,8 @@ def scene_metrics(model, scenes: Dict, input_size: int, prior: np.ndarray, count
         if not pairs:
             continue
         d_idx = np.array([p[0] for p in pairs])
-        out = stage2(model, image, res["landmarks"][d_idx], res["boxes"][d_idx], input_size, aligned)
+        out = (stage2(model, image, res["landmarks"][d_idx], res["boxes"][d_idx], input_size, aligned)
+               if served is None else {k: res[k][d_idx] for k in ("smile", "gender", "age")})
         for p, (_, face) in enumerate(pairs):
             second["smile"].append(int(out["smile"][p].argmax()))
             second["gender"].append(int(out["gender"][p].argmax()))

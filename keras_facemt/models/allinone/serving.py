@@ -1,53 +1,52 @@
 """What an All-in-One export serves (Ranjan et al., FG 2017, Sec. III-D).
 
-The deployable graph is the per-crop network: one face-region crop (a proposal,
-stretched to the input size) in, every task's prediction for it out. The
-10,548-way identity classifier trains the descriptor and is dropped (Sec. III-D
-uses the 512-D penultimate FC as the descriptor); so is the regressed visibility,
-which has no declared output kind. Proposal generation, landmark-based NMS and
-alignment stay outside the exported graph (``scene_pipeline.py`` runs them around
-it): detection, landmarks and pose are read from a proposal crop (stage 1), smile,
-gender, age and the descriptor from the face aligned by its points (stage 2) when
-the model was trained with ``aligned_crops``.
+The deployable graph (``scene_graph.build_scene_graph``) runs both test stages on a
+whole letterboxed image: dense windows, stage 1, IRP, landmark-based NMS, alignment
+by the predicted points and stage 2 on each face and its mirror. Per detection
+(padded to ``detector.max_detections``):
+
+* ``boxes`` ``[batch, D, 4]``, ``scores`` ``[batch, D]``, ``num_detections`` ``[batch]``;
+* ``landmarks`` ``[batch, D, 21, 2]`` (AFLW's 21 points) and ``visibility``
+  ``[batch, D, 21]``; ``pose`` ``[batch, D, 3]`` (yaw, pitch, roll, degrees);
+* ``smile_logits`` and ``gender_logits`` ``[batch, D, 2]``, ``age`` ``[batch, D]``
+  years and the 512-D descriptor ``embedding`` ``[batch, D, E]`` from stage 2.
+
+The identity classifier trains the descriptor and is not served (Sec. III-D uses
+the penultimate FC as the descriptor).
 """
 
 from __future__ import annotations
 
-import keras
-
 from keras_facemt.configs.outputs import OutputSpec, Preprocessing, ServingSpec
 from keras_facemt.data import schema
 
-SERVED = ("detection_logits", "landmarks", "pose", "smile_logits", "gender_logits", "age", "embedding")
+
+# Images per forward pass of the deployable graph (its memory grows with windows x images).
+MAX_BATCH = 4
+
+
+def _names(attribute: str):
+    return tuple(schema.attribute_spec(attribute).class_names)
 
 
 def serving_spec(config) -> ServingSpec:
-    """Declarations of the per-crop graph's outputs (``SERVED``)."""
+    """Declarations of the deployable graph's outputs."""
     del config  # every preset serves the same outputs
     return ServingSpec(
         {
-            "detection_logits": OutputSpec("class_logits", names=("background", "face"), activation="softmax"),
-            "landmarks": OutputSpec("landmarks", task="landmarks", scheme="aflw21"),
-            "pose": OutputSpec("pose", task="pose"),
-            "smile_logits": OutputSpec("class_logits", task="smile", names=schema.attribute_spec("smile").class_names,
+            "boxes": OutputSpec("boxes", task="detection", per_face=True),
+            "scores": OutputSpec("scores", task="detection", per_face=True),
+            "num_detections": OutputSpec("count", task="detection"),
+            "landmarks": OutputSpec("landmarks", task="landmarks", per_face=True, scheme="aflw21"),
+            "visibility": OutputSpec("visibility", per_face=True),
+            "pose": OutputSpec("pose", task="pose", per_face=True),
+            "smile_logits": OutputSpec("class_logits", task="smile", per_face=True, names=_names("smile"),
                                        activation="softmax"),
-            "gender_logits": OutputSpec("class_logits", task="gender",
-                                        names=schema.attribute_spec("gender").class_names, activation="softmax"),
-            "age": OutputSpec("regression", task="age", unit="years"),
-            "embedding": OutputSpec("embedding", task="identity"),
+            "gender_logits": OutputSpec("class_logits", task="gender", per_face=True, names=_names("gender"),
+                                        activation="softmax"),
+            "age": OutputSpec("regression", task="age", per_face=True, unit="years"),
+            "embedding": OutputSpec("embedding", task="identity", per_face=True),
         },
-        Preprocessing(resize="stretch"),
+        # The network runs on every window of every image: ~1,400 crops an image.
+        Preprocessing(resize="letterbox", max_batch=MAX_BATCH),
     )
-
-
-def build_serving_graph(model: keras.Model, config) -> keras.Model:
-    """``{"image": [B, S, S, 3]}`` (plus ``"domain": [B]`` with per-dataset BN) -> the ``SERVED`` outputs."""
-    del config
-    image = keras.Input(tuple(model.input["image"].shape[1:]) if isinstance(model.input, dict)
-                        else tuple(model.inputs[0].shape[1:]), name="image")
-    inputs = {"image": image}
-    if isinstance(model.input, dict) and "domain" in model.input:  # per-dataset BN: the caller picks the domain
-        inputs["domain"] = keras.Input((), dtype="int32", name="domain")
-    out = model(inputs, training=False)
-    served = {k: keras.layers.Identity(name=k)(out[k]) for k in SERVED}
-    return keras.Model(inputs, served, name="allinone_serving")

@@ -306,17 +306,33 @@ def evaluate(model, exp, data: Dict) -> Dict[str, object]:
     if exp.scene_eval_scenes:
         from keras_facemt.models.allinone import scene_pipeline as S
 
-        train = data["train"]["aflw"]
-        with_points = train["face_visible"].sum(-1) > 0  # converted faces may carry boxes only
-        prior = S.box_prior(train["face_box"][with_points], train["face_points"][with_points], S.defined_points())
+        prior = S.fitted_box_prior(data["train"]["aflw"])
         size = int(scenes["image"].shape[1])
         tr = data["train"]
         majority = {k: train_majority(tr, k) for k in ("smile", "gender")}
         mean_age = float(training_ages(tr).mean())
-        out["scenes"] = S.scene_metrics(model, scenes, size, prior, exp.scene_eval_scenes,
-                                        aligned=exp.aligned_crops, train_majority=majority, train_mean_age=mean_age,
-                                        fp_counts=SCENE_FP_COUNTS)
+        served, detector = deployable_graph(model)
+        kwargs = dict(train_majority=majority, train_mean_age=mean_age, fp_counts=SCENE_FP_COUNTS,
+                      cfg=detector if detector is not None else S.SceneDetectorConfig(), aligned=exp.aligned_crops)
+        out["scenes"] = S.scene_metrics(model, scenes, size, prior, exp.scene_eval_scenes, **kwargs)
+        if served is not None:  # the same two stages as one exported-to-be graph
+            out["scenes_graph"] = S.scene_metrics(None, scenes, size, None, exp.scene_eval_scenes, served=served,
+                                                  **kwargs)
     return out
+
+
+def deployable_graph(model):
+    """``(the deployable two-stage graph, its SceneDetectorConfig)`` of a model that
+    carries its ``ModelInfo``, else ``(None, None)``."""
+    from keras_facemt.configs.serialization import config_from_dict
+    from keras_facemt.models.model_info import info_of
+    from keras_facemt.models.registry import get_system
+
+    info = info_of(model)
+    if info is None:
+        return None, None
+    system = get_system("allinone")
+    return system.deployable(model, info), config_from_dict(system.config_class, dict(info.config)).detector
 
 
 def headline(metrics: Dict) -> List[Dict[str, object]]:
@@ -360,6 +376,11 @@ def headline(metrics: Dict) -> List[Dict[str, object]]:
         out.insert(0, headline_entry("scene_detection_ap_at_0.5", f"{s['scenes']} held-out scenes, stage 1 (dense "
                                      "windows, IRP, landmark NMS)", s["ap"],
                                      [("every window, random score", s["random_window_ap"])]))
+    if "scenes_graph" in metrics:
+        s = metrics["scenes_graph"]
+        out.insert(1, headline_entry("scene_detection_ap_at_0.5_deployable_graph", f"{s['scenes']} held-out scenes, "
+                                     "the exported two-stage graph", s["ap"],
+                                     [("every window, random score", s["random_window_ap"])]))
     return out
 
 
@@ -370,6 +391,31 @@ def _pct(value) -> str:
 
 def _num(value, spec: str = ".3f") -> str:
     return "-" if value is None or not np.isfinite(value) else format(value, spec)
+
+
+def scene_lines(sc: Dict, what: str) -> List[str]:
+    """``results.md`` lines of one ``scene_metrics`` result (stage 1's AP and ROC, stage 2)."""
+    lines = ["", f"Stage 1 ({what}) on {sc['scenes']} whole scenes: AP@0.5 {sc['ap']:.4f} over {sc['faces']} faces "
+             f"(faces smaller than the smallest window ignored), final recall {sc['recall']:.3f}."]
+    if "roc_tpr_at_fp" in sc:
+        fps = sorted(sc["roc_tpr_at_fp"], key=int)  # results.json sorts keys as text
+        lines += ["", "FDDB-style ROC (true-positive rate at N false positives over all these scenes, IoU >= 0.5):",
+                  "", "| false positives | " + " | ".join(fps) + " |", "|---" * (len(fps) + 1) + "|",
+                  "| model | " + " | ".join(f"{sc['roc_tpr_at_fp'][k]:.3f}" for k in fps) + " |",
+                  "| random-score windows | " + " | ".join(f"{sc['random_window_roc_tpr_at_fp'][k]:.3f}"
+                                                       for k in fps) + " |"]
+    s2 = sc.get("stage2", {})
+    if s2.get("faces"):
+        how = "aligned by the predicted points" if s2["aligned"] else "the detected box"
+
+        def majority(k):
+            return max(s2[f"{k}_split_majority_accuracy"], s2.get(f"{k}_majority_accuracy", 0.0))
+
+        lines += ["", f"Stage 2 on the {s2['faces']} detected faces ({how}, plus the mirror): smile "
+                  f"{s2['smile_accuracy']:.3f} (strongest majority class {majority('smile'):.3f}), gender "
+                  f"{s2['gender_accuracy']:.3f} (strongest majority class {majority('gender'):.3f}), age MAE "
+                  f"{s2['age_mae']:.2f} years (training mean {s2.get('age_mae_training_mean', float('nan')):.2f})."]
+    return lines
 
 
 def results_markdown(results: Dict) -> str:
@@ -414,27 +460,10 @@ def results_markdown(results: Dict) -> str:
               + f" | {PAPER_TABLE5['rank1']} |", "",
               f"{v['people']} people; TAR over every pair of their images, rank-1 with {v['gallery']} gallery images "
               f"and {v['probes']} probes (chance {v['rank1_chance']:.3f})."]
-    if "scenes" in results["metrics"]:
-        sc = results["metrics"]["scenes"]
-        lines += ["", f"Stage 1 on {sc['scenes']} whole scenes: AP@0.5 {sc['ap']:.4f} over {sc['faces']} faces "
-                  f"(faces smaller than the smallest window ignored), final recall {sc['recall']:.3f}."]
-        if "roc_tpr_at_fp" in sc:
-            fps = sorted(sc["roc_tpr_at_fp"], key=int)  # results.json sorts keys as text
-            lines += ["", "FDDB-style ROC (true-positive rate at N false positives over all these scenes, IoU >= 0.5):",
-                      "", "| false positives | " + " | ".join(fps) + " |", "|---" * (len(fps) + 1) + "|",
-                      "| model | " + " | ".join(f"{sc['roc_tpr_at_fp'][k]:.3f}" for k in fps) + " |",
-                      "| random-score windows | " + " | ".join(f"{sc['random_window_roc_tpr_at_fp'][k]:.3f}"
-                                                           for k in fps) + " |"]
-        s2 = sc.get("stage2", {})
-        if s2.get("faces"):
-            how = "aligned by the predicted points" if s2["aligned"] else "the detected box"
-            def majority(k):
-                return max(s2[f"{k}_split_majority_accuracy"], s2.get(f"{k}_majority_accuracy", 0.0))
-
-            lines += ["", f"Stage 2 on the {s2['faces']} detected faces ({how}, plus the mirror): smile "
-                      f"{s2['smile_accuracy']:.3f} (strongest majority class {majority('smile'):.3f}), gender "
-                      f"{s2['gender_accuracy']:.3f} (strongest majority class {majority('gender'):.3f}), age MAE "
-                      f"{s2['age_mae']:.2f} years (training mean {s2.get('age_mae_training_mean', float('nan')):.2f})."]
+    for key, what in (("scenes", "the Python pipeline (scene_pipeline)"),
+                      ("scenes_graph", "the deployable graph (scene_graph, what exports serve)")):
+        if key in results["metrics"]:
+            lines += scene_lines(results["metrics"][key], what)
     lines += ["", f"Yaw within +-15 degrees after rounding the prediction to 15 degrees (AFW rule; paper > "
               f"{100 * PAPER_AFW_YAW_WITHIN_15:.0f}% on AFW): {100 * lp['yaw_within_15']:.1f}% of {lp['faces']} faces "
               f"(of {lp['faces_total']}; predict 0: {100 * lp['yaw_within_15_zero']:.1f}%); yaw MAE "

@@ -35,7 +35,7 @@ import json
 import math
 import os
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 FUSION_SETS = {"fuse_5": (5,), "fuse_45": (4, 5), "fuse_345": (3, 4, 5), "fuse_2345": (2, 3, 4, 5),
                "fuse_12345": (1, 2, 3, 4, 5)}

@@ -47,8 +47,9 @@ from keras_facemt.errors import ConfigError
 from keras_facemt.models.tfn import heads
 from keras_facemt.models.tfn.config import TFNConfig
 from keras_facemt.models.tfn.fused_block import FeatureFusedBlock
+from keras_facemt.layers.mask_rows import MaskRows
 from keras_facemt.models.tfn.postprocess import (AgeExpectation, DetectionPostprocess, HeatmapLandmarkDecode,
-                                                 LandmarkDecode, MaskRows, RefineBoxes)
+                                                 LandmarkDecode, RefineBoxes)
 from keras_facemt.models.tfn.rpn import ProposalLayer, build_rpn_head, model_anchors
 from keras_facemt.models.tfn.serving import serving_spec  # noqa: F401  (registry entry)
 from keras_facemt.models.tfn.stem import STEM_NAME, build_stem

@@ -6,7 +6,8 @@
   of the deployable graph (``ops.nms.batched_nms``, builtin ops), padded.
 * ``LandmarkDecode``: Eq. 5 offsets -> points; ``HeatmapLandmarkDecode``: heat maps
   -> points (soft argmax inside each ROI); ``AgeExpectation``: the expectation of the
-  101-way age softmax in years; ``MaskRows``: zeros in padded detection rows.
+  101-way age softmax in years (padded detection rows are zeroed by
+  ``layers.mask_rows.MaskRows``).
 
 Detection deltas use Fast R-CNN's target normalisation (centre / 10, log-size / 5,
 i.e. ``ops.boxes`` variances (0.1, 0.2)); the RPN uses [42]'s plain encoding.
@@ -142,18 +143,3 @@ class AgeExpectation(keras.layers.Layer):
 
     def compute_output_shape(self, logits_shape):
         return tuple(logits_shape[:-1])
-
-
-@keras.saving.register_keras_serializable(package="keras_facemt")
-class MaskRows(keras.layers.Layer):
-    """``x [batch, D, ...] * valid [batch, D]``: zeros in padded detection rows."""
-
-    def call(self, x, valid):
-        x = tf.convert_to_tensor(x, tf.float32)
-        valid = tf.convert_to_tensor(valid, tf.float32)
-        for _ in range(len(x.shape) - 2):
-            valid = tf.expand_dims(valid, -1)
-        return x * valid
-
-    def compute_output_shape(self, x_shape, valid_shape):
-        return tuple(x_shape)

@@ -1,0 +1,132 @@
+"""TFN ``paper`` preset: does its deployable graph fit the 2 GB format limits?
+
+FlatBuffers (TFLite) and protobuf (ONNX without external data) address at most 2 GB.
+The paper preset has 378,596,004 parameters (``tests/test_tfn_model.py`` pins it),
+1.51 GB of float32 weights. This script builds the preset with untrained weights (file
+sizes do not depend on the values), writes the deployable graph (RPN, proposals, both
+NMS passes, gathered ROI crops, all subnets) as a SavedModel, converts it to TFLite
+float32 and to ONNX, loads each file in its runtime (ai-edge-litert, onnxruntime),
+runs it on one image and compares the outputs with Keras, and prints a table: file
+size, headroom under 2 GiB, conversion time, parity, peak memory.
+
+It needs about 12 GB of memory and 10-20 minutes on a 2-core CPU.
+
+Usage::
+
+    python bench/bench_tfn_paper_export.py [--work DIR] [--out report.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+
+LIMIT_BYTES = 2 ** 31  # 2 GiB: FlatBuffer offsets and protobuf messages are 32-bit signed
+
+
+def _peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def _parity(reference, outputs) -> float:
+    import numpy as np
+
+    worst = 0.0
+    for key, ref in reference.items():
+        ref = np.asarray(ref, np.float64)
+        got = np.asarray(outputs[key], np.float64).reshape(ref.shape)
+        worst = max(worst, float(np.abs(got - ref).max(initial=0.0)) / max(float(np.abs(ref).max(initial=0.0)), 1e-6))
+    return worst
+
+
+def measure(work: str, log=print) -> dict:
+    import numpy as np
+
+    from keras_facemt.models import registry
+    from keras_facemt.serving import signatures as sig
+    from keras_facemt.serving.onnx_export import OnnxRunner, export_onnx
+    from keras_facemt.serving.saved_model import export_saved_model
+    from keras_facemt.serving.tflite import TFLiteRunner, convert_tflite
+
+    system = registry.get_system("tfn")
+    cfg = system.config("paper")
+    t = time.time()
+    model = system.build(cfg, "paper")
+    served = system.serving_model(model, cfg, "paper")
+    rows, info = [], {"params": int(model.count_params()), "image_size": cfg.image_size}
+    log(f"built tfn paper ({info['params']:,} parameters) in {time.time() - t:.0f}s")
+    image = np.random.default_rng(0).random((1, cfg.image_size, cfg.image_size, 3)).astype(np.float32)
+    names = sig.output_name_map(list(served.output))
+    reference = {names[k]: np.asarray(v) for k, v in served({"image": image}, training=False).items() if k in names}
+    sm_dir = os.path.join(work, "saved_model", "1")
+    t = time.time()
+    export_saved_model(served, sm_dir)
+    sm_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(sm_dir) for f in fs)
+    rows.append({"format": "SavedModel", "bytes": sm_bytes, "seconds": time.time() - t, "parity": None,
+                 "limit": "none (variables stored beside the graph)"})
+    log(f"SavedModel {sm_bytes / 1e9:.2f} GB")
+    del model, served
+    for fmt in ("tflite", "onnx"):
+        t = time.time()
+        row = {"format": {"tflite": "TFLite float32", "onnx": "ONNX"}[fmt], "limit": "2 GiB"}
+        try:
+            if fmt == "tflite":
+                path = os.path.join(work, "model_float32.tflite")
+                with open(path, "wb") as f:
+                    f.write(convert_tflite(sm_dir, "float32"))
+                row["seconds"] = time.time() - t
+                out = TFLiteRunner(path)({sig.IMAGE: image})
+            else:
+                path = export_onnx(sm_dir, os.path.join(work, "model.onnx"))
+                row["seconds"] = time.time() - t
+                out = OnnxRunner(path)({sig.IMAGE: image})
+            row["bytes"] = os.path.getsize(path)
+            row["parity"] = _parity(reference, out)
+        except Exception as e:  # a converter or runtime that cannot hold the model is the finding
+            row.update(seconds=time.time() - t, bytes=None, parity=None, error=f"{type(e).__name__}: {str(e)[:300]}")
+        rows.append(row)
+        log(f"{row['format']}: {row.get('bytes')} bytes, {row.get('error', 'ok')}")
+    info["peak_memory_gb"] = _peak_gb()
+    return {"rows": rows, **info}
+
+
+def table(result: dict, machine: dict) -> str:
+    lines = [f"TFN `paper` preset ({result['params']:,} parameters, {result['image_size']}x{result['image_size']} "
+             f"input), deployable graph, untrained weights. Machine: {machine.get('cpu', '?')}, "
+             f"{machine.get('usable_cores', '?')} cores, load {machine.get('load_average_1min')}; peak memory {result['peak_memory_gb']:.1f} GB.", "",
+             "| format | file | headroom under 2 GiB | conversion (s) | max relative difference to Keras, 1 image |",
+             "|---|---|---|---|---|"]
+    for r in result["rows"]:
+        size = "-" if r.get("bytes") is None else f"{r['bytes'] / 1e9:.3f} GB"
+        head = "-" if r.get("bytes") is None or r["limit"] != "2 GiB" else f"{(LIMIT_BYTES - r['bytes']) / 1e9:.3f} GB"
+        parity = r.get("error") or ("-" if r.get("parity") is None else f"{r['parity']:.1e}")
+        lines.append(f"| {r['format']} | {size} | {head} | {r['seconds']:.0f} | {parity} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", default=None, help="scratch directory (default: a temporary one, removed)")
+    parser.add_argument("--out", default=None, help="also write the result as JSON here")
+    args = parser.parse_args(argv)
+    from keras_facemt.machine import machine_info
+
+    machine = machine_info()
+    with tempfile.TemporaryDirectory(dir=args.work) as work:
+        result = measure(work)
+    print(table(result, machine))
+    if args.out:
+        from keras_facemt.io import write_json_atomic
+
+        write_json_atomic(args.out, {"machine": machine, **result})
+    over = [r["format"] for r in result["rows"] if r.get("bytes") and r["limit"] == "2 GiB" and r["bytes"] >= LIMIT_BYTES]
+    failed = [r["format"] for r in result["rows"] if r.get("error")]
+    return 1 if over or failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
