@@ -125,9 +125,9 @@ class BoxCrops(keras.layers.Layer):
 
     def _sample(self, image, boxes, side: int):
         shape = tf.shape(image)
-        with float32_scope():
+        with float32_scope():  # sample positions and bilinear weights: int8 would round them to a few levels
             coords = tf.reshape(crop_coordinates(boxes, side), tf.stack([shape[0], -1, 2]))
-        return tf.reshape(bilinear_sample(image, coords), tf.stack([-1, side, side, shape[3]]))
+            return tf.reshape(bilinear_sample(image, coords), tf.stack([-1, side, side, shape[3]]))
 
     def call(self, image, boxes):
         boxes = rounded_boxes(boxes)
@@ -172,7 +172,7 @@ class AlignedCrops(keras.layers.Layer):
             five = tf.transpose(tf.reshape(five, [-1, d, 2, 5]), [0, 1, 3, 2])  # [B, D, 5, 2]
             size = tf.cast(tf.stack([shape[2], shape[1]]), tf.float32)
             five = five / size  # scene_pipeline.stage2 normalises pixel points by the image size
-        crops = align_faces(image, five, self.crop_size)
+            crops = align_faces(image, five, self.crop_size)  # the warp's geometry, as BoxCrops
         crops = tf.reshape(crops, tf.stack([-1, self.crop_size, self.crop_size, shape[3]]))
         return with_mirror(crops)
 
