@@ -396,6 +396,19 @@ def parity_or_metrics(
                                                f"{judged.message}")
 
 
+def loaded_once(load: Callable[[], Callable]) -> Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]]:
+    """A runner that loads its artifact (``load()``) on the first call and reuses it for
+    every later batch (``in_batches``), instead of one interpreter or session per batch."""
+    held: List[Callable] = []
+
+    def run(feed):
+        if not held:
+            held.append(load())
+        return held[0](feed)
+
+    return run
+
+
 def in_batches(runner: Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]], feed: Dict[str, np.ndarray],
                batch: Optional[int]) -> Dict[str, np.ndarray]:
     """``runner(feed)``, called on ``batch`` examples at a time (all at once for None),
@@ -493,9 +506,8 @@ def verify_artifacts(
         if fmt == "keras":
             from keras_facemt.serving.keras_format import load_model
 
-            def run_keras(feed, path=path):
-                restored = load_model(path)
-                return keras_outputs(restored, feed, names, frozen_domain, batch)
+            run_keras = loaded_once(lambda path=path: functools.partial(
+                keras_outputs, load_model(path), names=names, frozen_domain=frozen_domain, batch_size=batch))
 
             report.checks.append(
                 check(
@@ -511,7 +523,7 @@ def verify_artifacts(
                 check(
                     f"{rel}:{sig.SERVING_DEFAULT}",
                     "tf.saved_model.load",
-                    lambda feed, path=path: SavedModelRunner(path)(feed),
+                    loaded_once(lambda path=path: SavedModelRunner(path)),
                     float_feed,
                     parity(f"{rel}:{sig.SERVING_DEFAULT}", "tf.saved_model.load", ref, FLOAT32_TOLERANCE),
                 )
@@ -534,8 +546,7 @@ def verify_artifacts(
             quant = art.get("quantization")
             io_dtype = art.get("io_dtype", "float32")
 
-            def runner(feed, path=path):
-                return TFLiteRunner(path)(feed)
+            runner = loaded_once(lambda path=path: TFLiteRunner(path))
 
             if quant == "float16" and scored.detecting:
                 # A detector's thresholds (scores, top-k, NMS) can move a borderline detection under
@@ -572,7 +583,7 @@ def verify_artifacts(
                 check(
                     rel,
                     "onnxruntime",
-                    lambda feed, path=path: OnnxRunner(path)(feed),
+                    loaded_once(lambda path=path: OnnxRunner(path)),
                     float_feed,
                     parity(rel, "onnxruntime", ref, FLOAT32_TOLERANCE),
                 )
