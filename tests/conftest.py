@@ -30,16 +30,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # to the ``-n 2`` workers, longest first, so that no long file starts last. A stale
 # figure costs minutes, never a result. Files not listed weigh DEFAULT_SECONDS.
 FILE_SECONDS = {
-    "test_tfn_recipe.py": 199, "test_mtfr_recipe.py": 199, "test_export_ifan.py": 170, "test_uniface_recipe.py": 144,
-    "test_ifan_resume.py": 112, "test_multihost_recipe.py": 108, "test_installed_package.py": 77,
-    "test_allinone_recipe.py": 85, "test_export_formats.py": 61, "test_allinone_scene_graph.py": 45,
-    "test_tfn_morph_protocol.py": 41, "test_distributed.py": 60,
-    "test_pipeline_runtimes.py": 59, "test_trainer_resume.py": 49, "test_pipeline.py": 41, "test_trainer.py": 38,
-    "test_uniface_export.py": 35, "test_tfn_export.py": 34, "test_export_int8_refusal.py": 31,
-    "test_ifan_iterations_study.py": 30, "test_bench_tflite_size.py": 26, "test_allinone_real_data.py": 20,
-    "test_tfn_ablation.py": 17, "test_cli_bad_input.py": 16, "test_ifan_model.py": 15, "test_allinone_ablation.py": 15,
-    "test_allinone_model.py": 8, "test_system_contract.py": 13, "test_ifan_iteration_switches.py": 13,
-    "test_fuzz_pipeline.py": 13, "test_uniface_losses.py": 12, "test_bench_floors.py": 11,
+    "test_mtfr_recipe.py": 212, "test_tfn_recipe.py": 179, "test_export_ifan.py": 148, "test_uniface_recipe.py": 133,
+    "test_multihost_recipe.py": 99, "test_allinone_recipe.py": 88, "test_ifan_resume.py": 69,
+    "test_installed_package.py": 65, "test_distributed.py": 61, "test_pipeline_runtimes.py": 59,
+    "test_export_formats.py": 55, "test_trainer_resume.py": 46, "test_allinone_scene_graph.py": 42,
+    "test_pipeline.py": 41, "test_trainer.py": 37, "test_uniface_export.py": 37, "test_tfn_export.py": 35,
+    "test_tfn_morph_protocol.py": 35, "test_ifan_iterations_study.py": 29, "test_bench_tflite_size.py": 28,
+    "test_allinone_real_data.py": 26, "test_ifan_model.py": 16, "test_allinone_ablation.py": 15,
+    "test_tfn_ablation.py": 15, "test_system_contract.py": 14, "test_cli_bad_input.py": 13,
+    "test_fuzz_pipeline.py": 13, "test_ifan_iteration_switches.py": 13, "test_uniface_losses.py": 13,
+    "test_bench_floors.py": 11, "test_tfn_model.py": 11, "test_uniface_model.py": 10,
 }
 DEFAULT_SECONDS = 3
 # Session fixtures that train a model (CPU seconds): every file that uses one runs on
