@@ -9,7 +9,9 @@ float32 and to ONNX, loads each file in its runtime (ai-edge-litert, onnxruntime
 runs it on one image and compares the outputs with Keras, and prints a table: file
 size, headroom under 2 GiB, conversion time, parity, peak memory.
 
-It needs about 12 GB of memory and 10-20 minutes on a 2-core CPU.
+Measured on the 24 GiB, 2-core CPU machine: TFLite alone peaks at 10.3 GB and takes
+under 2 minutes; tf2onnx's conversion went past 24 GB there and was killed (run
+``--formats onnx`` on a machine with more memory).
 
 Usage::
 
@@ -43,7 +45,7 @@ def _parity(reference, outputs) -> float:
     return worst
 
 
-def measure(work: str, log=print) -> dict:
+def measure(work: str, formats=("tflite", "onnx"), log=print) -> dict:
     import numpy as np
 
     from keras_facemt.models import registry
@@ -70,7 +72,7 @@ def measure(work: str, log=print) -> dict:
                  "limit": "none (variables stored beside the graph)"})
     log(f"SavedModel {sm_bytes / 1e9:.2f} GB")
     del model, served
-    for fmt in ("tflite", "onnx"):
+    for fmt in formats:
         t = time.time()
         row = {"format": {"tflite": "TFLite float32", "onnx": "ONNX"}[fmt], "limit": "2 GiB"}
         try:
@@ -89,7 +91,8 @@ def measure(work: str, log=print) -> dict:
         except Exception as e:  # a converter or runtime that cannot hold the model is the finding
             row.update(seconds=time.time() - t, bytes=None, parity=None, error=f"{type(e).__name__}: {str(e)[:300]}")
         rows.append(row)
-        log(f"{row['format']}: {row.get('bytes')} bytes, {row.get('error', 'ok')}")
+        log(f"{row['format']}: {row.get('bytes')} bytes in {row['seconds']:.0f}s, max relative difference "
+            f"{row.get('parity')}, {row.get('error', 'ok')}")
     info["peak_memory_gb"] = _peak_gb()
     return {"rows": rows, **info}
 
@@ -112,12 +115,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", default=None, help="scratch directory (default: a temporary one, removed)")
     parser.add_argument("--out", default=None, help="also write the result as JSON here")
+    parser.add_argument("--formats", default="tflite,onnx", help="comma list from tflite,onnx")
     args = parser.parse_args(argv)
     from keras_facemt.machine import machine_info
 
     machine = machine_info()
     with tempfile.TemporaryDirectory(dir=args.work) as work:
-        result = measure(work)
+        result = measure(work, [f for f in args.formats.split(",") if f])
     print(table(result, machine))
     if args.out:
         from keras_facemt.io import write_json_atomic
