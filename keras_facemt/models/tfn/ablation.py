@@ -42,10 +42,16 @@ FUSION_SETS = {"fuse_5": (5,), "fuse_45": (4, 5), "fuse_345": (3, 4, 5), "fuse_2
 # The landmark block alone swept (detection and attribute blocks keep TFN's {3,4,5}); {4,5} is "tfn" and
 # {3,4,5} is "fuse_345".
 LANDMARK_FUSION_SETS = {"lm_fuse_5": (5,), "lm_fuse_2345": (2, 3, 4, 5), "lm_fuse_12345": (1, 2, 3, 4, 5)}
+# The detection block alone, then the attribute block alone (the others at TFN's sets); {3,4,5} is "tfn".
+DETECTION_FUSION_SETS = {"det_fuse_5": (5,), "det_fuse_45": (4, 5), "det_fuse_2345": (2, 3, 4, 5),
+                         "det_fuse_12345": (1, 2, 3, 4, 5)}
+ATTRIBUTE_FUSION_SETS = {"attr_fuse_5": (5,), "attr_fuse_45": (4, 5), "attr_fuse_2345": (2, 3, 4, 5),
+                         "attr_fuse_12345": (1, 2, 3, 4, 5)}
 # Sec. V-B's comparison models: (two-step refinement, FCs shared by).
 COMPARISON_MODELS = {"ormm": (False, "all"), "trmm": (True, "face"), "srmm": (True, "none")}
 VARIANTS = tuple(FUSION_SETS) + tuple(COMPARISON_MODELS) + ("tfn", "tfn_iou_match", "tfn_joint", "tfn_heatmap",
-                                                              "tafn_heatmap") + tuple(LANDMARK_FUSION_SETS)
+                                                              "tafn_heatmap") + tuple(LANDMARK_FUSION_SETS) \
+    + tuple(DETECTION_FUSION_SETS) + tuple(ATTRIBUTE_FUSION_SETS)
 
 
 def variant_experiment(exp, name: str, base_cfg):
@@ -63,6 +69,10 @@ def variant_experiment(exp, name: str, base_cfg):
         model = {"detection_levels": levels, "landmark_levels": levels, "attribute_levels": levels}
     elif name in LANDMARK_FUSION_SETS:
         model = {"landmark_levels": LANDMARK_FUSION_SETS[name]}
+    elif name in DETECTION_FUSION_SETS:
+        model = {"detection_levels": DETECTION_FUSION_SETS[name]}
+    elif name in ATTRIBUTE_FUSION_SETS:
+        model = {"attribute_levels": ATTRIBUTE_FUSION_SETS[name]}
     elif name in COMPARISON_MODELS:
         two_step, sharing = COMPARISON_MODELS[name]
         # Faster R-CNN's RPN: one head on the top stack carrying every anchor scale.
@@ -220,6 +230,25 @@ TABLES = [
      [("landmarks best with {4,5} (vs {5})", "tfn", "lm_fuse_5", "nme"),
       ("landmarks best with {4,5} (vs {3,4,5})", "tfn", "fuse_345", "nme"),
       ("landmarks: adding stacks 1-2 degrades ({4,5} vs {1..5})", "tfn", "lm_fuse_12345", "nme")]),
+    ("tfn_fusion_detection", "Sec. V-A (Fig. 4), detection: the detection block's stacks alone",
+     "Only the detection block's stacks change; landmarks keep TFN's {4,5}, attributes {3,4,5}. The paper: "
+     "{3,4,5} best for detection.",
+     [("det {5}", "det_fuse_5", ()), ("det {4,5}", "det_fuse_45", ()), ("det {3,4,5} (TFN)", "tfn", ()),
+      ("det {2,3,4,5}", "det_fuse_2345", ()), ("det {1,2,3,4,5}", "det_fuse_12345", ())],
+     (), ("ap", "ap_small", "nme"),
+     [("detection best with {3,4,5} (vs {5})", "tfn", "det_fuse_5", "ap"),
+      ("detection best with {3,4,5} (vs {4,5})", "tfn", "det_fuse_45", "ap"),
+      ("detection best with {3,4,5} (vs {1..5})", "tfn", "det_fuse_12345", "ap")]),
+    ("tfn_fusion_attributes", "Sec. V-A (Fig. 4), attributes: the attribute block's stacks alone",
+     "Only the attribute block's stacks change; detection keeps TFN's {3,4,5}, landmarks {4,5}. The paper: "
+     "{3,4,5} best for the attributes.",
+     [("attr {5}", "attr_fuse_5", ()), ("attr {4,5}", "attr_fuse_45", ()), ("attr {3,4,5} (TFN)", "tfn", ()),
+      ("attr {2,3,4,5}", "attr_fuse_2345", ()), ("attr {1,2,3,4,5}", "attr_fuse_12345", ())],
+     (), ("ap", "age_mae", "gender", "ethnicity"),
+     [("age best with {3,4,5} (vs {5})", "tfn", "attr_fuse_5", "age_mae"),
+      ("age best with {3,4,5} (vs {1..5})", "tfn", "attr_fuse_12345", "age_mae"),
+      ("gender best with {3,4,5} (vs {5})", "tfn", "attr_fuse_5", "gender"),
+      ("ethnicity best with {3,4,5} (vs {5})", "tfn", "attr_fuse_5", "ethnicity")]),
     ("tfn_table3_models", "Table III (Sec. V-B): ORMM, TRMM, SRMM and TFN",
      "Table III's numbers and Fig. 6 did not survive the paper's text extraction: only the prose claims are "
      "citable, checked below. ORMM: single-layer RPN, one shared subnet, one-step refinement; TRMM: + a second "
