@@ -39,19 +39,20 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 FUSION_SETS = {"fuse_5": (5,), "fuse_45": (4, 5), "fuse_345": (3, 4, 5), "fuse_2345": (2, 3, 4, 5),
                "fuse_12345": (1, 2, 3, 4, 5)}
-# The landmark block alone swept (detection and attribute blocks keep TFN's {3,4,5}); {4,5} is "tfn" and
-# {3,4,5} is "fuse_345".
-LANDMARK_FUSION_SETS = {"lm_fuse_5": (5,), "lm_fuse_2345": (2, 3, 4, 5), "lm_fuse_12345": (1, 2, 3, 4, 5)}
-# The detection block alone, then the attribute block alone (the others at TFN's sets); {3,4,5} is "tfn".
-DETECTION_FUSION_SETS = {"det_fuse_5": (5,), "det_fuse_45": (4, 5), "det_fuse_2345": (2, 3, 4, 5),
-                         "det_fuse_12345": (1, 2, 3, 4, 5)}
-ATTRIBUTE_FUSION_SETS = {"attr_fuse_5": (5,), "attr_fuse_45": (4, 5), "attr_fuse_2345": (2, 3, 4, 5),
-                         "attr_fuse_12345": (1, 2, 3, 4, 5)}
+# One block's stacks swept alone, the other blocks at TFN's sets (detection / attributes {3,4,5},
+# landmarks {4,5}): variant -> (config field, stacks). The sets equal to TFN's are "tfn"; the
+# landmark block at {3,4,5} is "fuse_345".
+SINGLE_BLOCK_FUSION = {
+    f"{prefix}_fuse_{''.join(map(str, levels))}": (field, levels)
+    for prefix, field, sets in (("lm", "landmark_levels", ((5,), (2, 3, 4, 5), (1, 2, 3, 4, 5))),
+                                ("det", "detection_levels", ((5,), (4, 5), (2, 3, 4, 5), (1, 2, 3, 4, 5))),
+                                ("attr", "attribute_levels", ((5,), (4, 5), (2, 3, 4, 5), (1, 2, 3, 4, 5))))
+    for levels in sets
+}
 # Sec. V-B's comparison models: (two-step refinement, FCs shared by).
 COMPARISON_MODELS = {"ormm": (False, "all"), "trmm": (True, "face"), "srmm": (True, "none")}
 VARIANTS = tuple(FUSION_SETS) + tuple(COMPARISON_MODELS) + ("tfn", "tfn_iou_match", "tfn_joint", "tfn_heatmap",
-                                                              "tafn_heatmap") + tuple(LANDMARK_FUSION_SETS) \
-    + tuple(DETECTION_FUSION_SETS) + tuple(ATTRIBUTE_FUSION_SETS)
+                                                              "tafn_heatmap") + tuple(SINGLE_BLOCK_FUSION)
 
 
 def variant_experiment(exp, name: str, base_cfg):
@@ -67,12 +68,9 @@ def variant_experiment(exp, name: str, base_cfg):
     if name in FUSION_SETS:
         levels = FUSION_SETS[name]
         model = {"detection_levels": levels, "landmark_levels": levels, "attribute_levels": levels}
-    elif name in LANDMARK_FUSION_SETS:
-        model = {"landmark_levels": LANDMARK_FUSION_SETS[name]}
-    elif name in DETECTION_FUSION_SETS:
-        model = {"detection_levels": DETECTION_FUSION_SETS[name]}
-    elif name in ATTRIBUTE_FUSION_SETS:
-        model = {"attribute_levels": ATTRIBUTE_FUSION_SETS[name]}
+    elif name in SINGLE_BLOCK_FUSION:
+        field, levels = SINGLE_BLOCK_FUSION[name]
+        model = {field: levels}
     elif name in COMPARISON_MODELS:
         two_step, sharing = COMPARISON_MODELS[name]
         # Faster R-CNN's RPN: one head on the top stack carrying every anchor scale.
