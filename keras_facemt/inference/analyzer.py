@@ -57,7 +57,7 @@ class FaceAnalyzer:
         self.model, self.info = self.stage.model, self.stage.info
         self.spec: ServingSpec = self.stage.spec
         # A graph that declares how many images one pass may carry gets at most that many.
-        self.batch_size = min(int(batch_size), self.spec.preprocessing.max_batch or int(batch_size))
+        self.batch_size = self.spec.preprocessing.batch_size(batch_size)
         self.domain = self.stage.domain
         self.input_size = self.stage.input_size
         self.takes_domain = self.domain is not None

@@ -53,7 +53,7 @@ def evaluate(model_path: str, data_dirs: List[str], split: str = "test", domain=
                             f"tasks {sorted(set(wanted))} (it has {sorted(k for k, v in presence.items() if v)}).")
         data = load_verification_data(model, [data_dir], split, max_examples, dict(info.domains), frozen)
         outputs = keras_outputs(model, data.inputs, {k: k for k in info.serving.outputs},
-                                batch_size=info.serving.preprocessing.max_batch or 64)
+                                batch_size=info.serving.preprocessing.batch_size(64))
         results = evaluate_declared_outputs(info.serving, outputs, data.labels)
         if info.serving.key_of("embedding", per_face=info.serving.detecting) and has_pairs(data_dir):
             results["verification"] = pair_verification(model, data_dir, split)

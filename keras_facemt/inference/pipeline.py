@@ -90,7 +90,7 @@ class FacePipeline:
             raise ConfigError(f"{self.detector.describe()}: per-face models need each face's 5 points to align it, "
                               "and this detector declares no per-face landmarks.")
         self.max_faces = int(max_faces)
-        self.batch_size = min(int(batch_size), self.detector.spec.preprocessing.max_batch or int(batch_size))
+        self.batch_size = self.detector.spec.preprocessing.batch_size(batch_size)
         self.face_batch_size = None if face_batch_size is None else int(face_batch_size)
         self.dropped: List[int] = []
 

@@ -482,8 +482,8 @@ def verify_artifacts(
     io = sig.ModelIO.from_model(model)
     takes_domain = io.has_domain and frozen_domain is None
     report = VerificationReport()
-    max_batch = (spec or serving_spec_of(model)).preprocessing.max_batch
-    batch = max_batch or 16
+    preprocessing = (spec or serving_spec_of(model)).preprocessing
+    max_batch, batch = preprocessing.max_batch, preprocessing.batch_size(16)
     ref = keras_outputs(model, data.inputs, names, frozen_domain, batch)
     ref_q = keras_outputs(
         # float32(x) / float32(255), as the signatures compute it: a graph with thresholds
