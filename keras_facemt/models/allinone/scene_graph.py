@@ -93,16 +93,19 @@ class WindowBoxes(keras.layers.Layer):
     """The stage-1 windows ``[batch, N, 4]`` (rounded pixels) of a ``size`` x ``size`` input.
 
     Args:
-        windows: ``[N, 4]`` pixel windows (``scene_pipeline.candidate_windows``).
+        windows: ``[N, 4]`` pixel windows (``scene_pipeline.candidate_windows``), rounded
+            here once, in float64, exactly as ``proposals.rounded`` rounds them for the
+            Python pipeline.
     """
 
     def __init__(self, windows, **kwargs):
         super().__init__(**kwargs)
-        self.windows = np.round(np.asarray(windows, np.float32).reshape(-1, 4), 3)
+        w = np.round(np.asarray(windows, np.float64).reshape(-1, 4))
+        w[:, 2:] = np.maximum(w[:, 2:], w[:, :2] + 1.0)
+        self.windows = w.astype(np.float32)  # whole pixels: exact in float32
 
     def call(self, image):
-        w = rounded_boxes(tf.constant(self.windows))
-        return tf.tile(tf.expand_dims(w, 0), tf.stack([tf.shape(image)[0], 1, 1]))
+        return tf.tile(tf.expand_dims(tf.constant(self.windows), 0), tf.stack([tf.shape(image)[0], 1, 1]))
 
     def get_config(self):
         return {**super().get_config(), "windows": self.windows.tolist()}
