@@ -278,6 +278,55 @@ def test_onnx_has_dynamic_batch_and_opset_17(export, model, data):
         np.testing.assert_allclose(got["emotion_logits"], np.asarray(ref["emotion_logits"]), atol=1e-4)
 
 
+def test_saved_model_stores_each_weight_once(export, model):
+    """The SavedModel's checkpoint holds the served weights once (it held them twice,
+    doubling TFN's paper SavedModel to 3 GB)."""
+    import tensorflow as tf
+
+    out, _ = export
+    reader = tf.train.load_checkpoint(os.path.join(out, "saved_model", "testnet", "1", "variables", "variables"))
+    dtypes = reader.get_variable_to_dtype_map()
+    stored = sum(int(np.prod(shape)) * dtypes[key].size for key, shape in reader.get_variable_to_shape_map().items()
+                 if key != "_CHECKPOINTABLE_OBJECT_GRAPH")
+    weights = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
+    assert 0.5 * weights < stored <= weights, (stored, weights)
+
+
+def test_onnx_with_lifted_weights_matches_and_hands_tf2onnx_no_weights(export, model, data, tmp_path, monkeypatch):
+    """The large-model path (weights lifted out before tf2onnx, re-attached as
+    initializers) computes the same outputs, and the graph tf2onnx sees holds no
+    constant of the lifted size; a file over protobuf's limit is refused, nothing written."""
+    import tf2onnx
+
+    from keras_facemt.errors import ExportError
+    from keras_facemt.serving import onnx_export
+
+    out, _ = export
+    sm = os.path.join(out, "saved_model", "testnet", "1")
+    monkeypatch.setattr(onnx_export, "LIFT_CONST_BYTES", 512)  # this model's conv kernels are 0.9 and 4.6 kB
+    largest, convert = [], tf2onnx.convert.from_graph_def
+
+    def spy(graph_def, **kwargs):
+        largest.append(max(len(n.attr["value"].tensor.tensor_content) for n in graph_def.node if n.op == "Const"))
+        return convert(graph_def, **kwargs)
+
+    monkeypatch.setattr(tf2onnx.convert, "from_graph_def", spy)
+    path = onnx_export.export_onnx(sm, str(tmp_path / "lifted.onnx"), lift_weights=True)
+    assert largest and largest[0] < 512, largest
+    direct = onnx_export.OnnxRunner(os.path.join(out, "onnx", "model.onnx"))
+    lifted = onnx_export.OnnxRunner(path)
+    feed = {"image": data.inputs["image"][:3], "domain": data.inputs["domain"][:3]}
+    got, ref = lifted(feed), direct(feed)
+    assert sorted(got) == sorted(ref) and lifted.input_names == direct.input_names
+    for key in ref:
+        np.testing.assert_allclose(got[key], ref[key], atol=1e-5, err_msg=key)
+    np.testing.assert_allclose(got["landmarks"], np.asarray(model(feed, training=False)["landmarks"]), atol=1e-4)
+    monkeypatch.setattr(onnx_export, "PROTOBUF_LIMIT_BYTES", 1000)
+    with pytest.raises(ExportError, match="2 GiB"):
+        onnx_export.export_onnx(sm, str(tmp_path / "over.onnx"), lift_weights=True)
+    assert sorted(os.listdir(tmp_path)) == ["lifted.onnx"]
+
+
 @pytest.mark.slow
 def test_tflite_int8_uint8_io_and_size(model, data, tmp_path):
     from keras_facemt.serving.tflite import TFLiteRunner

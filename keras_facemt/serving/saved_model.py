@@ -76,7 +76,10 @@ def export_saved_model(
     names = sig.output_name_map(list(model.output.keys()), outputs)
     functions = sig.ServingFunctions(model, names, frozen_domain)
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # No archive.track(model): the endpoints already capture every variable they read
+    # (saved as `_all_variables`), and tracking the model saved each weight a second
+    # time under `variables/` (Keras 3's wrappers are separate trackables): TFN's paper
+    # SavedModel was 3.03 GB for 1.51 GB of weights.
     wanted = [sig.SERVING_DEFAULT] + [s for s in signature_names if s != sig.SERVING_DEFAULT]
     for name in wanted:
         archive.add_endpoint(name, functions.function(name), input_signature=functions.input_signature(name))

@@ -8,6 +8,11 @@ continues. ``write_reports`` puts one Markdown table per paper table in
 ``reports/``, the measured numbers next to the paper's, each of the paper's claims
 checked against the measurement (as in the paper, opposite, or within noise).
 
+Seeds: ``recipes/ablate_tfn.py --seeds 0,1,2`` repeats the variants per seed (data
+and training) in ``<out>/seed<k>/``; ``pool_seeds`` joins them, cells become the
+mean and standard deviation over seeds, and a claim is judged on the per-seed
+paired differences with a 95% t-interval (``effect``).
+
 Variants (switches of ``TFNConfig`` / ``TFNExperiment``):
 
 * ``fuse_5`` .. ``fuse_12345`` (Sec. V-A, Fig. 4): EVERY task's block fuses the same
@@ -105,6 +110,30 @@ def scores_of(results: Dict) -> Dict[str, object]:
     return out
 
 
+def read_scores(out_dir: str, variants: Sequence[str] = ()) -> Dict[str, Dict[str, object]]:
+    """``{variant: scores}`` of every variant with a ``results.json`` in ``out_dir`` (all of
+    ``VARIANTS`` by default), so a report written after a partial run keeps the other rows."""
+    from keras_facemt.training.runner import RESULTS_JSON
+
+    scores = {}
+    for name in variants or VARIANTS:
+        path = os.path.join(out_dir, name, RESULTS_JSON)
+        if os.path.exists(path):
+            with open(path) as f:
+                scores[name] = scores_of(json.load(f))
+    return scores
+
+
+def pool_seeds(per_seed: Dict[int, Dict[str, Dict[str, object]]]) -> Dict[str, Dict[str, object]]:
+    """``{seed: {variant: scores}}`` -> ``{variant: scores}``: each entry is its first seed's
+    scores (parameters, machine) with ``"runs": {seed: scores}`` holding every seed's."""
+    pooled: Dict[str, Dict[str, object]] = {}
+    for seed in sorted(per_seed):
+        for name, s in per_seed[seed].items():
+            pooled.setdefault(name, dict(s, runs={}))["runs"][seed] = s
+    return pooled
+
+
 def run_ablation(exp, out_dir: str, cache_dir: Optional[str] = None, variants: Optional[Sequence[str]] = None,
                  log: Callable = print) -> Dict[str, Dict[str, object]]:
     """Trains and scores each variant through the shared runner; returns ``{variant: scores}``.
@@ -171,27 +200,75 @@ for _c in (0.1, 0.2, 0.3):
     METRICS[f"fr{_c}"] = (f"FR@{_c} (%)", _ced(_c, "failure_rate"), None, False, True)
 
 
-def _cell(s, metric) -> str:
-    _, get, _, _, pct = METRICS[metric]
-    v = get(s) if s else None
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
+# Two-sided 95% Student-t quantiles by degrees of freedom (n seeds - 1).
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def _per_seed(s, metric) -> Dict[object, float]:
+    """``{seed: value}`` of ``metric`` over a pooled entry's runs (one entry without runs: ``{None: v}``)."""
+    get = METRICS[metric][1]
+    runs = s.get("runs") or {None: s}
+    values = {k: get(r) for k, r in runs.items()}
+    return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
+
+
+def _fmt(metric, v) -> str:
+    pct = METRICS[metric][4]
     return f"{100 * v:.2f}" if pct else f"{v:.4f}" if metric.startswith("auc") else f"{v:.2f}"
 
 
+def _cell(s, metric) -> str:
+    values = list(_per_seed(s, metric).values()) if s else []
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return _fmt(metric, values[0])
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{_fmt(metric, mean)} ± {_fmt(metric, sd)}"
+
+
+def _seed_effect(a: Dict, b: Dict, higher: bool, scale: float) -> Optional[str]:
+    """The paired per-seed judgement, or ``None`` when fewer than two seeds have both."""
+    seeds = sorted(set(a) & set(b), key=str)
+    if len(seeds) < 2:
+        return None
+    diffs = [a[k] - b[k] for k in seeds]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    half = T95.get(n - 1, 2.0) * sd / math.sqrt(n)
+    agree = sum(1 for d in diffs if (d > 0 if higher else d < 0))
+    detail = f"{scale * mean:+.2f} ± {scale * half:.2f}, {n} seeds, as in the paper in {agree} of {n}"
+    if abs(mean) <= half:
+        return f"within noise ({detail})"
+    return f"{'as in the paper' if (mean > 0) == higher else 'opposite to the paper'} ({detail})"
+
+
 def effect(scores, better: str, worse: str, metric: str) -> str:
-    """Whether ``better`` beats ``worse`` on ``metric`` here: as in the paper, opposite, or within
-    two standard errors (where the metric has one)."""
+    """Whether ``better`` beats ``worse`` on ``metric`` here: as in the paper, opposite, or within noise.
+
+    With two or more seeds in common the judgement is on the per-seed paired differences:
+    their mean with a 95% t-interval (within noise when the interval holds zero), and in
+    how many seeds the sign agrees with the paper. With one run each it is within two
+    standard errors of the run (where the metric has one)."""
     title, get, se_of, higher, pct = METRICS[metric]
     if better not in scores or worse not in scores:
         return "not run"
-    a, b = get(scores[better]), get(scores[worse])
+    scale = 100 if pct else 1
+    seeded = _seed_effect(_per_seed(scores[better], metric), _per_seed(scores[worse], metric), higher, scale)
+    if seeded is not None:
+        return seeded
+    ra, rb = scores[better], scores[worse]
+    common = sorted(set(ra.get("runs") or {}) & set(rb.get("runs") or {}), key=str)
+    if common:  # a single seed in common: compare those two runs
+        ra, rb = ra["runs"][common[0]], rb["runs"][common[0]]
+    a, b = get(ra), get(rb)
     if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
         return "not measurable"
-    scale = 100 if pct else 1
     diff = f"{scale * (a - b):+.2f}"
     if se_of is not None:
-        sa, sb = se_of(scores[better]), se_of(scores[worse])
+        sa, sb = se_of(ra), se_of(rb)
         if sa is not None and sb is not None and abs(a - b) < 2 * math.hypot(sa, sb):
             return f"within noise ({diff}, 2 s.e. = {2 * scale * math.hypot(sa, sb):.2f})"
     if diff in ("+0.00", "-0.00"):
@@ -308,13 +385,22 @@ def write_reports(exp, scores: Dict[str, Dict[str, object]], reports_dir: str, c
 
     os.makedirs(reports_dir, exist_ok=True)
     written = []
+    seed_sets = {tuple(sorted(s.get("runs") or {exp.seed: s})) for s in scores.values()}
+    multi = any(len(seeds) > 1 for seeds in seed_sets)
+    all_seeds = sorted({k for seeds in seed_sets for k in seeds})
+    seeds_text = f"seeds {', '.join(str(k) for k in all_seeds)}" if multi else f"seed {exp.seed}"
     header = (f"SynthFace scenes, experiment `{exp.name}` (preset `{exp.preset}`, "
               f"{dict(exp.model_overrides).get('image_size', 'preset')} px, {exp.train_scenes} training / "
               f"{exp.test_scenes} test scenes of {exp.min_faces}-{exp.max_faces} faces, stages "
-              f"{'+'.join(str(s) for s in exp.stage_steps)} updates, batch {exp.batch_size}, seed {exp.seed}). "
-              "One seed per variant; accuracies, NME and MAE carry their standard error (AP the binomial one over "
-              "its faces, a rough stand-in), and differences within two of them are called noise; CED AUC and "
-              "failure rates have no error bar.")
+              f"{'+'.join(str(s) for s in exp.stage_steps)} updates, batch {exp.batch_size}, {seeds_text}). "
+              + ("Cells with several seeds are the mean ± standard deviation over seeds (data and training); a "
+                 "claim with two or more seeds in both rows is judged on the per-seed paired differences: their "
+                 "mean ± the 95% t-interval's half-width (within noise when it holds zero), and in how many seeds "
+                 "the sign agrees with the paper. Rows run on one seed, and claims on them: "
+                 if multi else "One seed per variant; ")
+              + "accuracies, NME and MAE carry their standard error (AP the binomial one over its faces, a rough "
+              "stand-in), and differences within two of them are called noise; CED AUC and failure rates have no "
+              "error bar.")
     for file, title, text, rows, paper_cols, metrics, claims in TABLES:
         have = [r for r in rows if r[1] in scores]
         if not have:
@@ -326,15 +412,19 @@ def write_reports(exp, scores: Dict[str, Dict[str, object]], reports_dir: str, c
         for label, v, paper in have:
             s = scores[v]
             params = f"{s['params']:,}" if s.get("params") else "-"
+            if multi:
+                label = f"{label} ({len(s.get('runs') or [0])} seed{'s' if len(s.get('runs') or [0]) > 1 else ''})"
             lines.append(f"| {label} | " + " | ".join([_cell(s, m) for m in metrics] + [params] + list(paper)) + " |")
         lines += ["", "| Paper's claim | Measured here |", "|---|---|"]
         lines += [f"| {claim} | {effect(scores, better, worse, metric)} |" for claim, better, worse, metric in claims]
         lines += ["", _machine_line(scores)]
         runs = [scores[v].get("seconds") for _, v, _ in have]
         if all(r is not None for r in runs):
-            total = sum(s.get("seconds") or 0.0 for s in scores.values())
-            lines.append(f"Wall time of these rows' runs: {', '.join(f'{r:.0f}' for r in runs)} s; of the "
-                         f"{len(scores)} variants read for these reports: {total / 60:.1f} min.")
+            every = [r for s in scores.values() for r in (s.get("runs") or {0: s}).values()]
+            total = sum(r.get("seconds") or 0.0 for r in every)
+            lines.append(f"Wall time of these rows' runs{' (first seed)' if multi else ''}: "
+                         f"{', '.join(f'{r:.0f}' for r in runs)} s; of the {len(every)} runs read for these "
+                         f"reports: {total / 60:.1f} min.")
         lines += [f"Command: `{command}`", ""]
         path = os.path.join(reports_dir, f"{file}.md")
         write_text_atomic(path, "\n".join(lines))
