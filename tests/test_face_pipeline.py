@@ -34,13 +34,15 @@ def _detector(points_per_photo, photo_sizes, max_detections=8):
     spec = ServingSpec({
         "boxes": OutputSpec("boxes", per_face=True), "scores": OutputSpec("scores", per_face=True),
         "count": OutputSpec("count"), "landmarks": OutputSpec("landmarks", per_face=True, scheme="mtfl5"),
+        "visibility": OutputSpec("visibility", per_face=True),
     }, Preprocessing(resize="stretch"))
     calls = iter(range(10 ** 6))
 
     def run(feed):
         n = len(feed["image"])
         out = {"boxes": np.zeros((n, max_detections, 4), np.float32), "scores": np.zeros((n, max_detections)),
-               "count": np.zeros((n,), np.int32), "landmarks": np.zeros((n, max_detections, 5, 2), np.float32)}
+               "count": np.zeros((n,), np.int32), "landmarks": np.zeros((n, max_detections, 5, 2), np.float32),
+               "visibility": np.tile(np.float32([1, 1, 0, 1, 1]), (n, max_detections, 1))}
         for b in range(n):
             i = next(calls)
             h, w = photo_sizes[i]
@@ -93,6 +95,9 @@ def test_points_and_parsing_land_back_on_each_face_of_the_photo():
         # The per-face model said "the template": mapped back, that is the face's own points.
         np.testing.assert_allclose(face.landmarks, pts, atol=0.05)
         assert face.sources["landmarks"] == "echo" and face.sources["box"] == "fake_detector"
+        # The detector's per-point visibility is kept, and credited to it.
+        np.testing.assert_array_equal(face.visibility, [1, 1, 0, 1, 1])
+        assert face.sources["visibility"] == "fake_detector"
         # Parsing covers the face's crop footprint in the photo and nothing far from it.
         assert face.parsing.shape == (120, 160)
         xs, ys = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)

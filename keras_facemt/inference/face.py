@@ -27,7 +27,7 @@ class Face:
         attributes: attribute name -> class probabilities ``[C]``, or a float: the
             probability of a multi-label attribute (``celeba/Male``) or the value of a
             regression attribute (``age`` in years).
-        sources: field (``box``, ``landmarks``, ``parsing``, ``embedding``, ``pose``)
+        sources: field (``box``, ``landmarks``, ``parsing``, ``embedding``, ``pose``, ``visibility``)
             or attribute name -> the system that predicted it (filled by
             ``FacePipeline``, where several models contribute to one face).
     """

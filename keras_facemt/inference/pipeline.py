@@ -144,7 +144,7 @@ class FacePipeline:
             for i, fs in enumerate(detections):
                 for f in fs:
                     f.sources.update({"box": stage.system, "score": stage.system})
-                    for key in ("landmarks", "embedding", "pose", "parsing"):
+                    for key in ("landmarks", "embedding", "pose", "parsing", "visibility"):
                         if getattr(f, key) is not None:
                             f.sources[key] = stage.system
                     for name in f.attributes:
