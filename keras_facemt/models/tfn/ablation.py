@@ -369,7 +369,8 @@ TABLES = [
 
 
 def _machine_line(scores) -> str:
-    machines = [s["machine"] for s in scores.values() if s.get("machine")]
+    every = [r for s in scores.values() for r in (s.get("runs") or {0: s}).values()]
+    machines = [r["machine"] for r in every if r.get("machine")]
     if not machines:
         return "Machine: not recorded."
     m = machines[0]
