@@ -187,6 +187,10 @@ def test_a_declared_max_batch_round_trips_splits_runs_and_plain_declarations_rea
     assert "max_batch" not in plain.to_json()["preprocessing"] and ServingSpec.from_json(plain.to_json()) == plain
     with pytest.raises(ConfigError, match="max_batch"):
         Preprocessing(max_batch=0)
+    assert limited.preprocessing.batch_size(10) == 4 and plain.preprocessing.batch_size(10) == 10
+    # The value range is normalised to a float tuple whatever it was given as.
+    wide = Preprocessing(value_range=[0, 255]).value_range
+    assert wide == (0.0, 255.0) and isinstance(wide, tuple) and all(isinstance(v, float) for v in wide)
     calls = []
 
     def runner(feed):

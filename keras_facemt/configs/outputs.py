@@ -154,11 +154,11 @@ class Preprocessing:
         object.__setattr__(self, "template_scale", float(self.template_scale))
         if self.max_batch is not None and int(self.max_batch) < 1:
             _bad("max_batch is a number of images >= 1, or None.", max_batch=self.max_batch)
+        object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
 
     def batch_size(self, wanted: int) -> int:
         """``wanted`` images per forward pass, at most ``max_batch``."""
         return min(int(wanted), self.max_batch or int(wanted))
-        object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
 
 
 @dataclasses.dataclass(frozen=True)
