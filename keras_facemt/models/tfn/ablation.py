@@ -39,6 +39,7 @@ import dataclasses
 import json
 import math
 import os
+import statistics
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -110,18 +111,22 @@ def scores_of(results: Dict) -> Dict[str, object]:
     return out
 
 
+def _finished(model_dir: str) -> Optional[Dict[str, object]]:
+    """The scores of a finished run (its ``results.json``), or None."""
+    from keras_facemt.training.runner import RESULTS_JSON
+
+    path = os.path.join(model_dir, RESULTS_JSON)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return scores_of(json.load(f))
+
+
 def read_scores(out_dir: str, variants: Sequence[str] = ()) -> Dict[str, Dict[str, object]]:
     """``{variant: scores}`` of every variant with a ``results.json`` in ``out_dir`` (all of
     ``VARIANTS`` by default), so a report written after a partial run keeps the other rows."""
-    from keras_facemt.training.runner import RESULTS_JSON
-
-    scores = {}
-    for name in variants or VARIANTS:
-        path = os.path.join(out_dir, name, RESULTS_JSON)
-        if os.path.exists(path):
-            with open(path) as f:
-                scores[name] = scores_of(json.load(f))
-    return scores
+    found = {name: _finished(os.path.join(out_dir, name)) for name in variants or VARIANTS}
+    return {name: s for name, s in found.items() if s is not None}
 
 
 def pool_seeds(per_seed: Dict[int, Dict[str, Dict[str, object]]]) -> Dict[str, Dict[str, object]]:
@@ -153,11 +158,10 @@ def run_ablation(exp, out_dir: str, cache_dir: Optional[str] = None, variants: O
     scores: Dict[str, Dict[str, object]] = {}
     for name, run in runs:
         model_dir = os.path.join(out_dir, name)
-        path = os.path.join(model_dir, RESULTS_JSON)
-        if os.path.exists(path):
-            with open(path) as f:
-                scores[name] = scores_of(json.load(f))
-            log(f"[{name}] read {path}")
+        done = _finished(model_dir)
+        if done is not None:
+            scores[name] = done
+            log(f"[{name}] read {os.path.join(model_dir, RESULTS_JSON)}")
             continue
         log(f"=== {name} -> {model_dir}")
         t = time.time()
@@ -223,9 +227,7 @@ def _cell(s, metric) -> str:
         return "-"
     if len(values) == 1:
         return _fmt(metric, values[0])
-    mean = sum(values) / len(values)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{_fmt(metric, mean)} ± {_fmt(metric, sd)}"
+    return f"{_fmt(metric, statistics.mean(values))} ± {_fmt(metric, statistics.stdev(values))}"
 
 
 def _seed_effect(a: Dict, b: Dict, higher: bool, scale: float) -> Optional[str]:
@@ -234,10 +236,8 @@ def _seed_effect(a: Dict, b: Dict, higher: bool, scale: float) -> Optional[str]:
     if len(seeds) < 2:
         return None
     diffs = [a[k] - b[k] for k in seeds]
-    n = len(diffs)
-    mean = sum(diffs) / n
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    half = T95.get(n - 1, 2.0) * sd / math.sqrt(n)
+    n, mean = len(diffs), statistics.mean(diffs)
+    half = T95.get(n - 1, 2.0) * statistics.stdev(diffs) / math.sqrt(n)
     agree = sum(1 for d in diffs if (d > 0 if higher else d < 0))
     detail = f"{scale * mean:+.2f} ± {scale * half:.2f}, {n} seeds, as in the paper in {agree} of {n}"
     if abs(mean) <= half:
@@ -368,9 +368,13 @@ TABLES = [
 ]
 
 
+def _every_run(scores) -> List[Dict[str, object]]:
+    """Each run's scores: every seed of a pooled entry, or the entry itself."""
+    return [r for s in scores.values() for r in (s.get("runs") or {0: s}).values()]
+
+
 def _machine_line(scores) -> str:
-    every = [r for s in scores.values() for r in (s.get("runs") or {0: s}).values()]
-    machines = [r["machine"] for r in every if r.get("machine")]
+    machines = [r["machine"] for r in _every_run(scores) if r.get("machine")]
     if not machines:
         return "Machine: not recorded."
     m = machines[0]
@@ -414,14 +418,15 @@ def write_reports(exp, scores: Dict[str, Dict[str, object]], reports_dir: str, c
             s = scores[v]
             params = f"{s['params']:,}" if s.get("params") else "-"
             if multi:
-                label = f"{label} ({len(s.get('runs') or [0])} seed{'s' if len(s.get('runs') or [0]) > 1 else ''})"
+                n = len(s.get("runs") or [0])
+                label = f"{label} ({n} seed{'s' if n > 1 else ''})"
             lines.append(f"| {label} | " + " | ".join([_cell(s, m) for m in metrics] + [params] + list(paper)) + " |")
         lines += ["", "| Paper's claim | Measured here |", "|---|---|"]
         lines += [f"| {claim} | {effect(scores, better, worse, metric)} |" for claim, better, worse, metric in claims]
         lines += ["", _machine_line(scores)]
         runs = [scores[v].get("seconds") for _, v, _ in have]
         if all(r is not None for r in runs):
-            every = [r for s in scores.values() for r in (s.get("runs") or {0: s}).values()]
+            every = _every_run(scores)
             total = sum(r.get("seconds") or 0.0 for r in every)
             lines.append(f"Wall time of these rows' runs{' (first seed)' if multi else ''}: "
                          f"{', '.join(f'{r:.0f}' for r in runs)} s; of the {len(every)} runs read for these "
