@@ -11,7 +11,7 @@ see ``_parity``), and prints a table: file size, headroom under 2 GiB, conversio
 time, parity, peak memory.
 
 Measured on the 24 GiB, 2-core CPU machine: both formats in one run peak at about
-19 GB and take under 4 minutes. tf2onnx's own freezing went past 24 GB on this graph;
+18 GB and take about 4.5 minutes. tf2onnx's own freezing went past 24 GB on this graph;
 ``serving.onnx_export`` lifts the weights out first (``lift_weights``, automatic above
 512 MiB of variables).
 

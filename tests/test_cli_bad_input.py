@@ -278,13 +278,9 @@ def test_predict_draw_with_no_face_found_draws_the_image_without_boxes(files, tm
     model = system.build(config)
     # An untrained head can score a blank image as a face (score 1.0 was seen), so the
     # class convolutions are pinned: background logit +20, face logit -20 at every anchor.
-    def walk(layer):
-        yield layer
-        for inner in getattr(layer, "layers", []):
-            yield from walk(inner)
-
-    heads = [layer for layer in walk(model) if "_cls" in layer.name and isinstance(layer, keras.layers.Conv2D)]
-    assert heads, [layer.name for layer in walk(model)]
+    layers = list(model._flatten_layers(include_self=False, recursive=True))
+    heads = [layer for layer in layers if "_cls" in layer.name and isinstance(layer, keras.layers.Conv2D)]
+    assert heads, [layer.name for layer in layers]
     for layer in heads:
         kernel, bias = layer.get_weights()
         layer.set_weights([np.zeros_like(kernel), np.tile(np.float32([20.0, -20.0]), bias.shape[0] // 2)])
